@@ -1,0 +1,28 @@
+"""Installs stylegan_jax and its runtime dependencies."""
+from setuptools import find_packages, setup
+
+setup(
+    name="stylegan_jax",
+    version="0.1.0",
+    description="StyleGAN2 and StyleGAN3 in JAX/Flax, TPU-first.",
+    packages=find_packages(include=["stylegan_jax", "stylegan_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax>=0.10.2,<0.11",
+        "flax>=0.12.8,<0.13",
+        "optax>=0.2.8,<0.3",
+        "orbax-checkpoint>=0.12.8,<0.13",
+        "chex>=0.1.92,<0.2",
+        "ml-collections>=1.1.0,<1.2",
+        "tensorflow-cpu>=2.21.0,<2.22",
+        "tensorflow-datasets>=4.9.10,<4.10",
+        "absl-py>=2.1",
+        "numpy>=1.26,<3",
+        "scipy>=1.13",
+        "pillow>=10",
+        "scikit-learn>=1.5",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "hypothesis>=6.100"],
+    },
+)

@@ -1,0 +1,3 @@
+"""StyleGAN2 and StyleGAN3 in JAX/Flax."""
+
+__version__ = "0.1.0"

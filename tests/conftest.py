@@ -1,0 +1,33 @@
+"""Test set-up: 8 simulated CPU devices and access to the golden files in ../shared."""
+import os
+
+os.environ["XLA_FLAGS"] = (
+    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pathlib  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+SHARED = pathlib.Path(__file__).resolve().parents[1].parent / "shared"
+GOLDEN = SHARED / "golden"
+
+
+def relative_error(actual, expected) -> float:
+    """||actual - expected|| / ||expected|| in float64."""
+    actual = np.asarray(actual, np.float64)
+    expected = np.asarray(expected, np.float64)
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    denom = np.linalg.norm(expected)
+    return float(np.linalg.norm(actual - expected) / (denom if denom > 0 else 1.0))
+
+
+def load_golden(name: str):
+    """Loads ../shared/golden/<name>, skipping the test with a reason when it is absent."""
+    path = GOLDEN / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the golden files live in ../shared (always present in CI)")
+    return np.load(path, allow_pickle=False)
