@@ -1,0 +1,97 @@
+"""Converts between official state dicts (dotted names, official layouts) and Flax variables.
+
+Module trees mirror the official attribute names and keep the official array layouts, so
+'synthesis.b8.conv0.affine.weight' is variables['params']['synthesis']['b8']['conv0']['affine']['weight'].
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import numpy as np
+
+COLLECTIONS = ("params", "buffers")
+
+NETWORK_CLASSES = {
+    "training.networks_stylegan2.Generator": "stylegan_jax.networks.stylegan2:Generator",
+    "training.networks_stylegan2.Discriminator": "stylegan_jax.networks.discriminator:Discriminator",
+    "training.networks_stylegan3.Generator": "stylegan_jax.networks.stylegan3:Generator",
+}
+
+
+def build_network(class_name: str, init_kwargs: Mapping[str, Any]) -> nn.Module:
+    """Instantiates our module for an official class name and its constructor kwargs."""
+    if class_name not in NETWORK_CLASSES:
+        raise ValueError(f"unsupported network class {class_name!r}; expected one of {sorted(NETWORK_CLASSES)}")
+    module_name, attr = NETWORK_CLASSES[class_name].split(":")
+    cls = getattr(importlib.import_module(module_name), attr)
+    fields = set(cls.__dataclass_fields__) - {"parent", "name"}
+    unknown = sorted(set(init_kwargs) - fields)
+    if unknown:
+        raise ValueError(f"{class_name}: unsupported constructor argument(s) {unknown}")
+    return cls(**init_kwargs)
+
+
+def flatten_variables(variables: Mapping[str, Any]) -> dict[str, tuple[str, tuple[str, ...], Any]]:
+    """Maps each dotted official name to (collection, path, leaf) for the params and buffers."""
+    flat = {}
+    for collection in COLLECTIONS:
+        leaves = jax.tree_util.tree_flatten_with_path(dict(variables.get(collection, {})))[0]
+        for path, leaf in leaves:
+            keys = tuple(p.key for p in path)
+            flat[".".join(keys)] = (collection, keys, leaf)
+    return flat
+
+
+def abstract_variables(module: nn.Module) -> dict:
+    """Shapes and dtypes of the module's variables, computed without running it."""
+    rngs = {"params": jax.random.key(0), "noise": jax.random.key(1)}
+    return jax.eval_shape(lambda: module.init(rngs, *module.example_inputs()))
+
+
+def _unflatten(entries) -> dict:
+    tree: dict = {}
+    for collection, keys, value in entries:
+        node = tree.setdefault(collection, {})
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = value
+    return tree
+
+
+def _describe(names) -> str:
+    names = sorted(names)
+    return ", ".join(names[:10]) + (f" (and {len(names) - 10} more)" if len(names) > 10 else "")
+
+
+def from_official_state_dict(class_name: str, init_kwargs: Mapping[str, Any],
+                             state_dict: Mapping[str, Any]) -> tuple[nn.Module, dict]:
+    """Builds (module, variables) from an official class name, its kwargs and its state dict.
+
+    Every official parameter and buffer must be consumed: unknown or missing names and shape
+    mismatches raise ValueError naming them.
+    """
+    module = build_network(class_name, init_kwargs)
+    expected = flatten_variables(abstract_variables(module))
+    missing = set(expected) - set(state_dict)
+    unknown = set(state_dict) - set(expected)
+    if missing:
+        raise ValueError(f"{class_name}: state dict lacks {_describe(missing)}")
+    if unknown:
+        raise ValueError(f"{class_name}: state dict has unknown entries {_describe(unknown)}")
+    entries = []
+    for name, (collection, keys, spec) in expected.items():
+        value = np.asarray(state_dict[name], dtype=np.float32)
+        if value.shape != tuple(spec.shape):
+            raise ValueError(f"{class_name}: {name} has shape {value.shape}, expected {tuple(spec.shape)}")
+        entries.append((collection, keys, jax.numpy.asarray(value)))
+    return module, _unflatten(entries)
+
+
+def to_official_state_dict(module: nn.Module, variables: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Returns the official state dict (dotted names, float32 numpy arrays) of our variables."""
+    del module  # names and layouts already are the official ones
+    return {name: np.asarray(leaf, dtype=np.float32)
+            for name, (_, _, leaf) in flatten_variables(variables).items()}

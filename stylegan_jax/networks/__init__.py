@@ -1,0 +1,1 @@
+"""Flax modules of the StyleGAN2 and StyleGAN3 networks."""

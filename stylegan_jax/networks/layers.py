@@ -1,0 +1,106 @@
+"""Layers shared by the StyleGAN2 and StyleGAN3 networks: equalised-lr dense layer and mapping."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylegan_jax.ops.bias_act import bias_act
+from stylegan_jax.ops.normalization import normalize_2nd_moment
+
+BUFFERS = "buffers"
+
+
+def is_unit(value) -> bool:
+    """True when `value` is the Python number 1 (a traced value never is)."""
+    return isinstance(value, (int, float)) and value == 1
+
+
+class FullyConnectedLayer(nn.Module):
+    """Dense layer with equalised learning rate; `weight` is stored [out, in] like the official one."""
+
+    in_features: int
+    out_features: int
+    activation: str = "linear"
+    bias: bool = True
+    lr_multiplier: float = 1.0
+    weight_init: float = 1.0
+    bias_init: float | Sequence[float] = 0.0
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if x.shape[-1] != self.in_features:
+            raise ValueError(f"{self.name}: expected {self.in_features} input features, got {x.shape}")
+        weight = self.param(
+            "weight", lambda key: jax.random.normal(key, (self.out_features, self.in_features))
+            * (self.weight_init / self.lr_multiplier))
+        w = weight.astype(x.dtype) * np.float32(self.lr_multiplier / np.sqrt(self.in_features))
+        b = None
+        if self.bias:
+            init = np.broadcast_to(np.asarray(self.bias_init, np.float32), [self.out_features])
+            b = self.param("bias", lambda key: jnp.asarray(init / self.lr_multiplier))
+            b = b.astype(x.dtype)
+            if self.lr_multiplier != 1:
+                b = b * np.float32(self.lr_multiplier)
+        x = x @ w.T
+        return bias_act(x, b, act=self.activation)
+
+
+class MappingNetwork(nn.Module):
+    """Maps z (and an optional label c) to `num_ws` copies of w, tracking w_avg for truncation."""
+
+    z_dim: int
+    c_dim: int
+    w_dim: int
+    num_ws: int | None
+    num_layers: int = 8
+    embed_features: int | None = None
+    layer_features: int | None = None
+    activation: str = "lrelu"
+    lr_multiplier: float = 0.01
+    w_avg_beta: float | None = 0.998
+
+    @nn.compact
+    def __call__(self, z: jax.Array | None, c: jax.Array | None, truncation_psi: Any = 1.0,
+                 truncation_cutoff: int | None = None, update_emas: bool = False) -> jax.Array:
+        embed_features = self.w_dim if self.embed_features is None else self.embed_features
+        embed_features = embed_features if self.c_dim > 0 else 0
+        layer_features = self.w_dim if self.layer_features is None else self.layer_features
+        features = [self.z_dim + embed_features] + [layer_features] * (self.num_layers - 1) + [self.w_dim]
+
+        parts = []
+        if self.z_dim > 0:
+            if z is None or z.ndim != 2 or z.shape[1] != self.z_dim:
+                raise ValueError(f"z must have shape [N, {self.z_dim}], got {None if z is None else z.shape}")
+            parts.append(normalize_2nd_moment(z.astype(jnp.float32)))
+        if self.c_dim > 0:
+            if c is None or c.ndim != 2 or c.shape[1] != self.c_dim:
+                raise ValueError(f"c must have shape [N, {self.c_dim}], got {None if c is None else c.shape}")
+            y = FullyConnectedLayer(self.c_dim, embed_features, name="embed")(c.astype(jnp.float32))
+            parts.append(normalize_2nd_moment(y))
+        x = jnp.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+
+        for idx in range(self.num_layers):
+            x = FullyConnectedLayer(features[idx], features[idx + 1], activation=self.activation,
+                                    lr_multiplier=self.lr_multiplier, name=f"fc{idx}")(x)
+
+        track = self.num_ws is not None and self.w_avg_beta is not None
+        if track:
+            w_avg = self.variable(BUFFERS, "w_avg", jnp.zeros, (self.w_dim,), jnp.float32)
+            if update_emas and self.is_mutable_collection(BUFFERS):
+                batch_mean = jnp.mean(jax.lax.stop_gradient(x), axis=0)
+                w_avg.value = batch_mean + (w_avg.value - batch_mean) * self.w_avg_beta
+        if self.num_ws is None:
+            return x
+        x = jnp.broadcast_to(x[:, None, :], (x.shape[0], self.num_ws, self.w_dim))
+        if not is_unit(truncation_psi):
+            if not track:
+                raise ValueError("truncation needs w_avg: num_ws and w_avg_beta must be set")
+            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
+            avg = w_avg.value
+            truncated = avg + (x[:, :cutoff] - avg) * truncation_psi
+            x = jnp.concatenate([truncated, x[:, cutoff:]], axis=1)
+        return x

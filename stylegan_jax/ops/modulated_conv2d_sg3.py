@@ -1,0 +1,52 @@
+"""StyleGAN3's modulated convolution: pre-normalised, per-sample modulated weights, NHWC."""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylegan_jax.ops.conv2d_resample import conv2d
+
+
+def _parse_conv_padding(padding) -> tuple[tuple[int, int], tuple[int, int]]:
+    values = (padding, padding) if np.ndim(padding) == 0 else tuple(padding)
+    if len(values) != 2 or any(isinstance(v, bool) or int(v) != v or v < 0 for v in values):
+        raise ValueError(f"padding must be a non-negative int or [pad_h, pad_w], got {padding!r}")
+    return (int(values[0]),) * 2, (int(values[1]),) * 2
+
+
+def modulated_conv2d(x: jax.Array, w: jax.Array, s: jax.Array, demodulate: bool = True,
+                     padding=0, input_gain: jax.Array | float | None = None) -> jax.Array:
+    """Convolves NHWC `x` [N, H, W, I] with OIHW weights `w` modulated per sample by styles `s` [N, I].
+
+    With `demodulate`, `w` and `s` are first scaled to unit RMS and each output channel of the
+    modulated weights is normalised; `input_gain` (a scalar, [I] or [N, I]) then scales the
+    weights' input channels. `padding` (int or [pad_h, pad_w]) pads both sides of each axis.
+    Weights are computed in float32 and cast to x's dtype for the convolution.
+    """
+    if x.ndim != 4 or w.ndim != 4:
+        raise ValueError(f"modulated_conv2d expects NHWC x and OIHW w, got {x.shape} and {w.shape}")
+    n, in_channels = x.shape[0], w.shape[1]
+    if x.shape[-1] != in_channels:
+        raise ValueError(f"x has {x.shape[-1]} channels but w {w.shape} expects {in_channels}")
+    if s.shape != (n, in_channels):
+        raise ValueError(f"styles {s.shape} must be [{n}, {in_channels}]")
+    pad = _parse_conv_padding(padding)
+    w = w.astype(jnp.float32)
+    s = s.astype(jnp.float32)
+
+    if demodulate:
+        w = w * jax.lax.rsqrt(jnp.mean(jnp.square(w), axis=(1, 2, 3), keepdims=True))
+        s = s * jax.lax.rsqrt(jnp.mean(jnp.square(s)))
+    w = w[None] * s[:, None, :, None, None]  # [N, O, I, kh, kw]
+    if demodulate:
+        w = w * jax.lax.rsqrt(jnp.sum(jnp.square(w), axis=(2, 3, 4), keepdims=True) + 1e-8)
+    if input_gain is not None:
+        gain = jnp.asarray(input_gain, jnp.float32)
+        if gain.shape not in ((), (in_channels,), (n, in_channels)):
+            raise ValueError(f"input_gain {gain.shape} must be a scalar, [{in_channels}] or [{n}, {in_channels}]")
+        gain = jnp.broadcast_to(gain, (n, in_channels))
+        w = w * gain[:, None, :, None, None]
+
+    w = w.astype(x.dtype)
+    return jax.vmap(lambda xi, wi: conv2d(xi[None], wi, padding=pad)[0])(x, w)

@@ -1,0 +1,209 @@
+"""Parity of the StyleGAN2 ops with the official implementation, properties and input checks."""
+import json
+
+import jax
+import jax.test_util
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import load_golden, relative_error
+from golden_ops import case_names, nchw_to_nhwc
+from stylegan_jax import ops
+
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def golden():
+    data = load_golden("ops.npz")
+    return data, json.loads(str(data["meta/cases"]))
+
+
+def _check_grads(fn, inputs, data, name, image_keys=("x",)):
+    """Compares d sum(fn(*inputs) * cotangent) / d inputs with the golden gradients."""
+    cotangent = nchw_to_nhwc(data[f"{name}/grad/cotangent"])
+    keys = list(inputs)
+    grads = jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=tuple(range(len(keys))))(
+        *[inputs[k] for k in keys])
+    for key, grad in zip(keys, grads):
+        expected = data[f"{name}/grad/{key}"]
+        expected = nchw_to_nhwc(expected) if key in image_keys else expected
+        assert relative_error(grad, expected) < TOL, key
+
+
+@pytest.mark.parametrize("name", case_names("upfirdn2d/"))
+def test_upfirdn2d_matches_official(golden, name):
+    data, cases = golden
+    kw = cases[name]
+    x = nchw_to_nhwc(data[f"{name}/in/x"])
+    if "fn" in kw:
+        fn = {"filter2d": ops.filter2d, "upsample2d": ops.upsample2d, "downsample2d": ops.downsample2d}[kw["fn"]]
+        f = data[kw["f"]]
+        call = lambda x: fn(x, f)
+    else:
+        f = data[kw["filter_key"]]
+        call = lambda x: ops.upfirdn2d(x, f, up=kw["up"], down=kw["down"], padding=kw["padding"],
+                                       flip_filter=kw["flip_filter"], gain=kw["gain"])
+    assert relative_error(call(x), nchw_to_nhwc(data[f"{name}/out"])) < TOL
+    if f"{name}/grad/x" in data:
+        _check_grads(call, {"x": x}, data, name)
+
+
+@pytest.mark.parametrize("name", case_names("bias_act/"))
+def test_bias_act_matches_official(golden, name):
+    data, cases = golden
+    kw = dict(cases[name])
+    dim = kw.pop("dim")
+    # Our layout is channels-last: move the official channel axis 1 to the end.
+    to_ours = (lambda a: np.moveaxis(a, 1, -1)) if dim == 1 else (lambda a: a)
+    inputs = {"x": to_ours(data[f"{name}/in/x"])}
+    if f"{name}/in/b" in data:
+        inputs["b"] = data[f"{name}/in/b"]
+    axis = -1 if dim == 1 else dim
+    call = lambda x, b=None: ops.bias_act(x, b, dim=axis, **kw)
+    assert relative_error(call(**inputs), to_ours(data[f"{name}/out"])) < TOL
+    if f"{name}/grad/x" in data:
+        cotangent = to_ours(data[f"{name}/grad/cotangent"])
+        grads = jax.grad(lambda *a: jnp.sum(call(*a) * cotangent), argnums=(0, 1))(inputs["x"], inputs["b"])
+        assert relative_error(grads[0], to_ours(data[f"{name}/grad/x"])) < TOL
+        assert relative_error(grads[1], data[f"{name}/grad/b"]) < TOL
+
+
+@pytest.mark.parametrize("name", case_names("conv2d_resample/"))
+def test_conv2d_resample_matches_official(golden, name):
+    data, cases = golden
+    kw = cases[name]
+    out = ops.conv2d_resample(nchw_to_nhwc(data[f"{name}/in/x"]), data[f"{name}/in/w"], f=data[kw["f"]],
+                              up=kw.get("up", 1), down=kw.get("down", 1), padding=kw["padding"],
+                              flip_weight=kw.get("flip_weight", True))
+    assert relative_error(out, nchw_to_nhwc(data[f"{name}/out"])) < TOL
+
+
+@pytest.mark.parametrize("name", case_names("modconv_sg2/"))
+def test_modulated_conv2d_matches_official(golden, name):
+    data, cases = golden
+    kw = cases[name]
+    noise = data.get(f"{name}/in/noise")
+    noise = None if noise is None or noise.size == 0 else nchw_to_nhwc(noise)
+    f = data[kw["resample_filter_key"]] if "resample_filter_key" in kw else None
+    call = lambda x, weight, styles: ops.modulated_conv2d(
+        x, weight, styles, noise=noise, up=kw["up"], down=kw["down"], padding=kw["padding"],
+        resample_filter=f, demodulate=kw["demodulate"], flip_weight=kw.get("flip_weight", True),
+        fused_modconv=kw["fused_modconv"])
+    inputs = {"x": nchw_to_nhwc(data[f"{name}/in/x"]), "weight": data[f"{name}/in/weight"],
+              "styles": data[f"{name}/in/styles"]}
+    assert relative_error(call(**inputs), nchw_to_nhwc(data[f"{name}/out"])) < TOL
+    _check_grads(call, inputs, data, name)
+
+
+def test_normalize_2nd_moment_matches_official(golden):
+    data, cases = golden
+    name = "sg2/normalize_2nd_moment"
+    out = ops.normalize_2nd_moment(data[f"{name}/in/x"], **cases[name])
+    assert relative_error(out, data[f"{name}/out"]) < TOL
+
+
+@pytest.mark.parametrize("name", case_names("sg2/mbstd"))
+def test_minibatch_std_matches_official(golden, name):
+    data, cases = golden
+    out = ops.minibatch_std(nchw_to_nhwc(data[f"{name}/in/x"]), **cases[name])
+    assert relative_error(out, nchw_to_nhwc(data[f"{name}/out"])) < TOL
+
+
+# ---- properties -------------------------------------------------------------------------------
+
+def _random_images(shape, seed=0, dtype=np.float32):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def test_unit_filter_is_identity():
+    x = _random_images((2, 7, 5, 3))
+    np.testing.assert_array_equal(ops.upfirdn2d(x, None), x)
+    np.testing.assert_array_equal(ops.upfirdn2d(x, [1.0]), x)
+
+
+def test_up_then_down_preserves_band_limited_signal():
+    # A slow sinusoid passes a [1,3,3,1] low-pass nearly untouched; compare away from the borders.
+    yy, xx = np.meshgrid(np.arange(32), np.arange(32), indexing="ij")
+    x = np.sin(2 * np.pi * (xx / 32.0 + yy / 64.0)).astype(np.float32)[None, :, :, None]
+    f = ops.setup_filter([1, 3, 3, 1])
+    y = ops.downsample2d(ops.upsample2d(x, f), f)
+    assert y.shape == x.shape
+    assert relative_error(y[:, 4:-4, 4:-4], x[:, 4:-4, 4:-4]) < 0.05
+
+
+def test_upfirdn2d_is_linear():
+    f = ops.setup_filter([1, 3, 3, 1])
+    a, b = _random_images((1, 8, 8, 2), 1), _random_images((1, 8, 8, 2), 2)
+    run = lambda x: ops.upfirdn2d(x, f, up=2, down=1, padding=[2, 1, 2, 1], gain=4)
+    np.testing.assert_allclose(run(2.0 * a - 3.0 * b), 2.0 * run(a) - 3.0 * run(b), rtol=1e-5, atol=1e-5)
+
+
+def test_jit_and_eager_agree():
+    f = ops.setup_filter([1, 3, 3, 1])
+    x = _random_images((2, 8, 8, 4))
+    run = lambda x: ops.bias_act(ops.upsample2d(x, f), jnp.ones(4), act="lrelu", clamp=2.0)
+    np.testing.assert_allclose(jax.jit(run)(x), run(x), rtol=1e-6, atol=1e-6)
+
+
+def test_gradients_match_finite_differences_in_float64():
+    with jax.enable_x64(True):
+        x = jnp.asarray(_random_images((1, 6, 6, 2), 3, np.float64))
+        w = jnp.asarray(_random_images((3, 2, 3, 3), 4, np.float64))
+        s = jnp.asarray(np.random.default_rng(5).uniform(0.5, 1.5, (1, 2)))
+        f = np.array([1.0, 3.0, 3.0, 1.0])
+        loss = lambda x, w, s: jnp.sum(jnp.sin(ops.modulated_conv2d(
+            x, w, s, up=2, padding=1, resample_filter=np.outer(f, f) / 64, flip_weight=False)))
+        jax.test_util.check_grads(loss, (x, w, s), order=1, modes=["rev"], eps=1e-6, atol=1e-7, rtol=1e-7)
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_bfloat16_close_to_float32(fused):
+    x = _random_images((2, 8, 8, 6))
+    w = _random_images((5, 6, 3, 3), 1)
+    s = _random_images((2, 6), 2) + 2.0
+    f = ops.setup_filter([1, 3, 3, 1])
+    run = lambda x: ops.modulated_conv2d(x, w, s, up=2, padding=1, resample_filter=f,
+                                         flip_weight=False, fused_modconv=fused)
+    y32 = run(x)
+    y16 = run(x.astype(jnp.bfloat16))
+    assert y16.dtype == jnp.bfloat16
+    assert relative_error(y16.astype(np.float32), y32) < 2e-2
+
+
+def test_modulated_fused_equals_unfused():
+    x, w, s = _random_images((3, 8, 8, 4)), _random_images((2, 4, 3, 3), 1), _random_images((3, 4), 2)
+    f = ops.setup_filter([1, 3, 3, 1])
+    a = ops.modulated_conv2d(x, w, s, down=2, padding=1, resample_filter=f, fused_modconv=True)
+    b = ops.modulated_conv2d(x, w, s, down=2, padding=1, resample_filter=f, fused_modconv=False)
+    assert relative_error(a, b) < 1e-5
+
+
+def test_vmap_over_batch_matches_batched_call():
+    x = _random_images((4, 8, 8, 3))
+    f = ops.setup_filter([1, 3, 3, 1])
+    batched = ops.downsample2d(x, f)
+    mapped = jax.vmap(lambda xi: ops.downsample2d(xi[None], f)[0])(x)
+    np.testing.assert_allclose(mapped, batched, rtol=1e-6, atol=1e-6)
+
+
+# ---- bad input -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: ops.upfirdn2d(np.zeros((8, 8, 3)), None), "rank 4"),
+    (lambda: ops.upfirdn2d(np.zeros((1, 8, 8, 3)), np.zeros((2, 2, 2))), "1-D or 2-D"),
+    (lambda: ops.upfirdn2d(np.zeros((1, 8, 8, 3)), [1.0, 1.0], up=1.5), "positive integers"),
+    (lambda: ops.upfirdn2d(np.zeros((1, 8, 8, 3)), [1.0, 1.0], down=0), "positive integers"),
+    (lambda: ops.upfirdn2d(np.zeros((1, 2, 2, 3)), np.ones((5, 5))), "smaller than"),
+    (lambda: ops.upfirdn2d(np.zeros((1, 8, 8, 3)), None, padding=[1, 2, 3]), "padding"),
+    (lambda: ops.setup_filter(np.zeros((2, 2, 2))), "filter"),
+    (lambda: ops.bias_act(np.zeros((2, 3)), act="gelu"), "unknown activation"),
+    (lambda: ops.bias_act(np.zeros((2, 3)), np.zeros(4)), "does not match"),
+    (lambda: ops.conv2d_resample(np.zeros((1, 8, 8, 3)), np.zeros((4, 2, 3, 3))), "channels"),
+    (lambda: ops.conv2d_resample(np.zeros((1, 8, 8, 3)), np.zeros((4, 3, 3, 3)), up=2.0), "up"),
+    (lambda: ops.minibatch_std(np.zeros((6, 4, 4, 2)), 4), "divisible"),
+])
+def test_bad_input_gets_clear_error(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
