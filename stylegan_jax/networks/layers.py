@@ -8,7 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.ops.bias_act import bias_act
+from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
+from stylegan_jax.ops.conv2d_resample import conv2d_resample
+from stylegan_jax.ops.filters import setup_filter
 from stylegan_jax.ops.normalization import normalize_2nd_moment
 
 BUFFERS = "buffers"
@@ -104,3 +106,40 @@ class MappingNetwork(nn.Module):
             truncated = avg + (x[:, :cutoff] - avg) * truncation_psi
             x = jnp.concatenate([truncated, x[:, cutoff:]], axis=1)
         return x
+
+
+def resample_filter_buffer(module: nn.Module, taps: Sequence[float]) -> jax.Array:
+    """Registers (or reads) the module's 'resample_filter' buffer, the official 2-D FIR kernel."""
+    return module.variable(BUFFERS, "resample_filter", lambda: jnp.asarray(setup_filter(taps))).value
+
+
+def compute_dtype_for(use_low_precision: bool, compute_dtype: Any) -> Any:
+    """The dtype of a block: `compute_dtype` where the official code would use FP16, else float32."""
+    return jnp.dtype(compute_dtype) if use_low_precision and compute_dtype is not None else jnp.float32
+
+
+class Conv2dLayer(nn.Module):
+    """Equalised-lr conv with optional FIR up/down-sampling, bias, activation and clamp (OIHW weight)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    bias: bool = True
+    activation: str = "linear"
+    up: int = 1
+    down: int = 1
+    resample_filter: Sequence[float] = (1, 3, 3, 1)
+    conv_clamp: float | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, gain: float = 1.0) -> jax.Array:
+        k = self.kernel_size
+        weight = self.param("weight", jax.random.normal, (self.out_channels, self.in_channels, k, k))
+        b = self.param("bias", nn.initializers.zeros, (self.out_channels,)) if self.bias else None
+        f = resample_filter_buffer(self, self.resample_filter)
+        w = weight * np.float32(1 / np.sqrt(self.in_channels * k * k))
+        x = conv2d_resample(x, w.astype(x.dtype), f=f, up=self.up, down=self.down, padding=k // 2,
+                            flip_weight=self.up == 1)
+        act_gain = ACTIVATIONS[self.activation].default_gain * gain
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)

@@ -1,0 +1,126 @@
+"""Reads NVIDIA's official StyleGAN2-ADA / StyleGAN3 network snapshot pickles without torch.
+
+A snapshot (`network-snapshot-*.pkl`) is a plain pickle of a dict holding the networks 'G', 'D',
+'G_ema' and 'augment_pipe' as persistent torch modules, plus 'training_set_kwargs'. It is read
+with a restricted unpickler (see _snapshot_unpickler): nothing in the file is imported, called
+or executed apart from our own reconstruction functions, and any other global is refused.
+
+    nets = read_official_pickle("network-snapshot-025000.pkl")
+    g = nets["G_ema"]
+    module, variables = from_official_state_dict(g.class_name, g.init_kwargs, g.state_dict)
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, BinaryIO, Union
+
+import numpy as np
+
+from stylegan_jax.convert._snapshot_unpickler import PersistentRecord, load_snapshot_object
+
+NETWORK_KEYS = ("G", "D", "G_ema")
+SG2_GENERATOR = "training.networks_stylegan2.Generator"
+SG2_DISCRIMINATOR = "training.networks_stylegan2.Discriminator"
+SG3_GENERATOR = "training.networks_stylegan3.Generator"
+
+
+@dataclasses.dataclass(frozen=True)
+class OfficialNetwork:
+    """One network of a snapshot: official class name, constructor kwargs and state dict."""
+
+    class_name: str
+    init_kwargs: dict[str, Any]
+    state_dict: dict[str, np.ndarray]
+
+
+def read_official_pickle(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str, Any]:
+    """Reads a snapshot: {'G', 'D', 'G_ema' (those present): OfficialNetwork, 'training_set_kwargs'}.
+
+    'training_set_kwargs' is a plain dict, or None when absent; 'augment_pipe' is skipped.
+    Raises pickle.UnpicklingError for any global outside an official snapshot (nothing of the
+    file is run) and ValueError when the pickle is not a network snapshot.
+    """
+    if isinstance(path_or_file, (str, os.PathLike)):
+        with open(path_or_file, "rb") as f:
+            snapshot = load_snapshot_object(f)
+    else:
+        snapshot = load_snapshot_object(path_or_file)
+    if not isinstance(snapshot, dict):
+        raise ValueError(f"not a network snapshot: the pickle holds a {type(snapshot).__name__}, "
+                         f"expected a dict with some of {list(NETWORK_KEYS)}")
+    present = [key for key in NETWORK_KEYS if snapshot.get(key) is not None]
+    if not present:
+        raise ValueError(f"not a network snapshot: none of {list(NETWORK_KEYS)} among its keys "
+                         f"{sorted(map(str, snapshot))}")
+    result: dict[str, Any] = {key: network_from_record(snapshot[key], key) for key in present}
+    kwargs = snapshot.get("training_set_kwargs")
+    result["training_set_kwargs"] = None if kwargs is None else _plain(kwargs, "training_set_kwargs")
+    return result
+
+
+def network_from_record(record: Any, where: str = "network") -> OfficialNetwork:
+    """Converts the persistent record of a top-level network into an OfficialNetwork."""
+    if not isinstance(record, PersistentRecord):
+        raise ValueError(f"{where}: expected a persistent torch module, got {type(record).__name__}")
+    class_name = _official_class_name(record, where)
+    if "_init_kwargs" not in record.state:
+        raise ValueError(f"{where}: the persistent module has no _init_kwargs")
+    init_kwargs = _plain(record.state["_init_kwargs"], f"{where}.init_kwargs")
+    if class_name == SG2_GENERATOR and "synthesis_kwargs" in init_kwargs:
+        # stylegan2-ada-pytorch nests them; networks_stylegan2.Generator takes them as **kwargs.
+        init_kwargs.update(init_kwargs.pop("synthesis_kwargs"))
+    return OfficialNetwork(class_name, init_kwargs, state_dict_from_record(record))
+
+
+def state_dict_from_record(record: PersistentRecord, prefix: str = "") -> dict[str, np.ndarray]:
+    """Flattens a module record like torch's state_dict: parameters, persistent buffers, submodules."""
+    state = record.state
+    non_persistent = state.get("_non_persistent_buffers_set", ())
+    entries = [*state.get("_parameters", {}).items(),
+               *((name, buf) for name, buf in state.get("_buffers", {}).items() if name not in non_persistent)]
+    result = {}
+    for name, value in entries:
+        if value is None:
+            continue  # torch registers None for absent optional parameters and buffers
+        if not isinstance(value, np.ndarray):
+            raise ValueError(f"{prefix}{name}: expected a tensor, got {type(value).__name__}")
+        result[prefix + name] = value
+    for name, module in state.get("_modules", {}).items():
+        if module is None:
+            continue
+        if not isinstance(module, PersistentRecord):
+            raise ValueError(f"{prefix}{name}: expected a persistent torch module, got {type(module).__name__}")
+        result.update(state_dict_from_record(module, f"{prefix}{name}."))
+    return result
+
+
+def _official_class_name(record: PersistentRecord, where: str) -> str:
+    # The pickle stores the bare class name; the module follows from the network's structure.
+    if record.class_name == "Discriminator":
+        return SG2_DISCRIMINATOR
+    if record.class_name == "Generator":
+        return SG3_GENERATOR if _submodule_class(record, "synthesis", "input") == "SynthesisInput" else SG2_GENERATOR
+    raise ValueError(f"{where}: unsupported network class {record.class_name!r}; "
+                     "expected 'Generator' or 'Discriminator'")
+
+
+def _submodule_class(record: PersistentRecord, *path: str) -> str | None:
+    for name in path:
+        record = record.state.get("_modules", {}).get(name)
+        if not isinstance(record, PersistentRecord):
+            return None
+    return record.class_name
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Converts pickled kwargs (EasyDict, numpy scalars and arrays, ...) to plain Python values."""
+    if isinstance(value, dict):
+        return {key: _plain(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item, f"{where}[{i}]") for i, item in enumerate(value))
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    raise ValueError(f"{where}: unexpected {type(value).__name__} in constructor arguments")

@@ -1,0 +1,144 @@
+"""StyleGAN2 discriminator ('orig', 'skip', 'resnet') with minibatch stddev and label projection."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.core import FrozenDict
+
+from stylegan_jax.networks.layers import (
+    Conv2dLayer, FullyConnectedLayer, MappingNetwork, compute_dtype_for, resample_filter_buffer)
+from stylegan_jax.networks.stylegan2 import ARCHITECTURES, channels_per_resolution, low_precision_resolution
+from stylegan_jax.ops.normalization import minibatch_std
+from stylegan_jax.ops.upfirdn2d import downsample2d
+
+
+class DiscriminatorBlock(nn.Module):
+    """One resolution of the discriminator: (fromRGB) + conv + 2x down-conv (+ resnet skip)."""
+
+    in_channels: int
+    tmp_channels: int
+    out_channels: int
+    resolution: int
+    img_channels: int
+    architecture: str = "resnet"
+    activation: str = "lrelu"
+    resample_filter: Sequence[float] = (1, 3, 3, 1)
+    conv_clamp: float | None = None
+    use_fp16: bool = False
+    compute_dtype: Any = None
+
+    @nn.compact
+    def __call__(self, x, img):
+        dtype = compute_dtype_for(self.use_fp16, self.compute_dtype)
+        f = resample_filter_buffer(self, self.resample_filter)
+        conv = lambda name, cin, cout, k, **kw: Conv2dLayer(
+            cin, cout, kernel_size=k, activation=self.activation, conv_clamp=self.conv_clamp, name=name, **kw)
+        if x is not None:
+            x = x.astype(dtype)
+        if self.in_channels == 0 or self.architecture == "skip":
+            img = img.astype(dtype)
+            y = conv("fromrgb", self.img_channels, self.tmp_channels, 1)(img)
+            x = y if x is None else x + y
+            img = downsample2d(img, f) if self.architecture == "skip" else None
+        conv0 = conv("conv0", self.tmp_channels, self.tmp_channels, 3)
+        conv1 = conv("conv1", self.tmp_channels, self.out_channels, 3, down=2,
+                     resample_filter=self.resample_filter)
+        if self.architecture == "resnet":
+            y = Conv2dLayer(self.tmp_channels, self.out_channels, kernel_size=1, bias=False, down=2,
+                            resample_filter=self.resample_filter, name="skip")(x, gain=np.sqrt(0.5))
+            x = y + conv1(conv0(x), gain=np.sqrt(0.5))
+        else:
+            x = conv1(conv0(x))
+        return x, img
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """Final 4x4 stage: (fromRGB), minibatch stddev, conv, two dense layers, label projection."""
+
+    in_channels: int
+    cmap_dim: int
+    resolution: int
+    img_channels: int
+    architecture: str = "resnet"
+    mbstd_group_size: int | None = 4
+    mbstd_num_channels: int = 1
+    activation: str = "lrelu"
+    conv_clamp: float | None = None
+
+    @nn.compact
+    def __call__(self, x, img, cmap):
+        x = x.astype(jnp.float32)
+        if self.architecture == "skip":
+            x = x + Conv2dLayer(self.img_channels, self.in_channels, kernel_size=1, activation=self.activation,
+                                name="fromrgb")(img.astype(jnp.float32))
+        if self.mbstd_num_channels > 0:
+            x = minibatch_std(x, self.mbstd_group_size, self.mbstd_num_channels)
+        x = Conv2dLayer(self.in_channels + self.mbstd_num_channels, self.in_channels, kernel_size=3,
+                        activation=self.activation, conv_clamp=self.conv_clamp, name="conv")(x)
+        # The official dense layer flattens NCHW activations.
+        x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
+        x = FullyConnectedLayer(self.in_channels * self.resolution ** 2, self.in_channels,
+                                activation=self.activation, name="fc")(x)
+        x = FullyConnectedLayer(self.in_channels, 1 if self.cmap_dim == 0 else self.cmap_dim, name="out")(x)
+        if self.cmap_dim > 0:
+            x = jnp.sum(x * cmap, axis=1, keepdims=True) * np.float32(1 / np.sqrt(self.cmap_dim))
+        return x
+
+
+class Discriminator(nn.Module):
+    """StyleGAN2 discriminator with the official constructor arguments; takes NHWC images."""
+
+    c_dim: int
+    img_resolution: int
+    img_channels: int
+    architecture: str = "resnet"
+    channel_base: int = 32768
+    channel_max: int = 512
+    num_fp16_res: int = 4
+    conv_clamp: float | None = 256
+    cmap_dim: int | None = None
+    block_kwargs: Mapping[str, Any] = FrozenDict()
+    mapping_kwargs: Mapping[str, Any] = FrozenDict()
+    epilogue_kwargs: Mapping[str, Any] = FrozenDict()
+    compute_dtype: Any = None
+
+    @nn.nowrap
+    def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
+        """Zero images and labels of the right shapes, e.g. for `init`."""
+        res = self.img_resolution
+        return jnp.zeros((batch, res, res, self.img_channels)), jnp.zeros((batch, self.c_dim))
+
+    @nn.compact
+    def __call__(self, img: jax.Array, c: jax.Array | None = None, update_emas: bool = False) -> jax.Array:
+        del update_emas  # the discriminator has no running statistics
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        res_log2 = int(np.log2(self.img_resolution))
+        if self.img_resolution < 4 or 2 ** res_log2 != self.img_resolution:
+            raise ValueError(f"img_resolution must be a power of two >= 4, got {self.img_resolution}")
+        expected = (self.img_resolution, self.img_resolution, self.img_channels)
+        if img.ndim != 4 or img.shape[1:] != expected:
+            raise ValueError(f"images must be NHWC of shape [N, {', '.join(map(str, expected))}], got {img.shape}")
+        resolutions = [2 ** i for i in range(res_log2, 2, -1)]
+        channels = channels_per_resolution(resolutions + [4], self.channel_base, self.channel_max)
+        fp16_res = low_precision_resolution(self.img_resolution, self.num_fp16_res)
+        cmap_dim = 0 if self.c_dim == 0 else (channels[4] if self.cmap_dim is None else self.cmap_dim)
+        block_kwargs = {k: v for k, v in self.block_kwargs.items() if k not in ("fp16_channels_last", "freeze_layers")}
+        common = dict(img_channels=self.img_channels, architecture=self.architecture, conv_clamp=self.conv_clamp)
+
+        x = None
+        for res in resolutions:
+            x, img = DiscriminatorBlock(
+                channels[res] if res < self.img_resolution else 0, channels[res], channels[res // 2],
+                resolution=res, use_fp16=res >= fp16_res, compute_dtype=self.compute_dtype,
+                name=f"b{res}", **block_kwargs, **common)(x, img)
+        cmap = None
+        if self.c_dim > 0:
+            cmap = MappingNetwork(0, self.c_dim, cmap_dim, num_ws=None, w_avg_beta=None, name="mapping",
+                                  **self.mapping_kwargs)(None, c)
+        return DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, name="b4",
+                                     **self.epilogue_kwargs, **common)(x, img, cmap)

@@ -1,0 +1,258 @@
+"""StyleGAN2 generator (mapping + synthesis with 'orig', 'skip' and 'resnet' blocks) in Flax."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.core import FrozenDict
+
+from stylegan_jax.networks.layers import (
+    BUFFERS, Conv2dLayer, FullyConnectedLayer, MappingNetwork, compute_dtype_for, resample_filter_buffer)
+from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
+from stylegan_jax.ops.modulated_conv2d import modulated_conv2d
+from stylegan_jax.ops.upfirdn2d import upsample2d
+
+NOISE_MODES = ("random", "const", "none")
+ARCHITECTURES = ("orig", "skip", "resnet")
+
+
+def block_resolutions(img_resolution: int) -> list[int]:
+    """Resolutions of the synthesis blocks, 4 up to img_resolution (a power of two >= 4)."""
+    if img_resolution < 4 or img_resolution & (img_resolution - 1):
+        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
+    return [2 ** i for i in range(2, int(np.log2(img_resolution)) + 1)]
+
+
+def channels_per_resolution(resolutions: Sequence[int], channel_base: int, channel_max: int) -> dict[int, int]:
+    """The official width rule: channels = min(channel_base // res, channel_max)."""
+    return {res: min(channel_base // res, channel_max) for res in resolutions}
+
+
+def low_precision_resolution(img_resolution: int, num_fp16_res: int) -> int:
+    """Lowest resolution that runs in reduced precision for `num_fp16_res` (official rule)."""
+    return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated 3x3 conv (optionally upsampling 2x) + noise + bias + activation."""
+
+    in_channels: int
+    out_channels: int
+    w_dim: int
+    resolution: int
+    kernel_size: int = 3
+    up: int = 1
+    use_noise: bool = True
+    activation: str = "lrelu"
+    resample_filter: Sequence[float] = (1, 3, 3, 1)
+    conv_clamp: float | None = None
+
+    @nn.compact
+    def __call__(self, x, w, noise_mode="random", fused_modconv=True, gain=1.0):
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        k, res = self.kernel_size, self.resolution
+        styles = FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1, name="affine")(w)
+        weight = self.param("weight", jax.random.normal, (self.out_channels, self.in_channels, k, k))
+        f = resample_filter_buffer(self, self.resample_filter)
+        noise = None
+        if self.use_noise:
+            noise_const = self.variable(BUFFERS, "noise_const",
+                                        lambda: jax.random.normal(self.make_rng("params"), (res, res))).value
+            strength = self.param("noise_strength", nn.initializers.zeros, ())
+            if noise_mode == "random":
+                noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], res, res, 1)) * strength
+            elif noise_mode == "const":
+                noise = (noise_const * strength)[None, :, :, None]
+        bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
+        x = modulated_conv2d(x, weight, styles, noise=noise, up=self.up, padding=k // 2, resample_filter=f,
+                             flip_weight=self.up == 1, fused_modconv=fused_modconv)
+        act_gain = ACTIVATIONS[self.activation].default_gain * gain
+        act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        return bias_act(x, bias, act=self.activation, gain=act_gain, clamp=act_clamp)
+
+
+class ToRGBLayer(nn.Module):
+    """Modulated 1x1 conv without demodulation that turns features into image channels."""
+
+    in_channels: int
+    out_channels: int
+    w_dim: int
+    kernel_size: int = 1
+    conv_clamp: float | None = None
+
+    @nn.compact
+    def __call__(self, x, w, fused_modconv=True):
+        k = self.kernel_size
+        styles = FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1, name="affine")(w)
+        styles = styles * np.float32(1 / np.sqrt(self.in_channels * k * k))
+        weight = self.param("weight", jax.random.normal, (self.out_channels, self.in_channels, k, k))
+        bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
+        x = modulated_conv2d(x, weight, styles, demodulate=False, fused_modconv=fused_modconv)
+        return bias_act(x, bias, clamp=self.conv_clamp)
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the synthesis network: (const or 2x up-conv) + conv + optional toRGB."""
+
+    in_channels: int
+    out_channels: int
+    w_dim: int
+    resolution: int
+    img_channels: int
+    is_last: bool
+    architecture: str = "skip"
+    resample_filter: Sequence[float] = (1, 3, 3, 1)
+    conv_clamp: float | None = 256
+    use_fp16: bool = False
+    compute_dtype: Any = None
+    layer_kwargs: Mapping[str, Any] = FrozenDict()
+
+    @property
+    def num_conv(self) -> int:
+        return 1 if self.in_channels == 0 else 2
+
+    @property
+    def num_torgb(self) -> int:
+        return int(self.is_last or self.architecture == "skip")
+
+    @nn.compact
+    def __call__(self, x, img, ws, noise_mode="random", fused_modconv=True):
+        dtype = compute_dtype_for(self.use_fp16, self.compute_dtype)
+        conv = lambda name, cin, **kw: SynthesisLayer(
+            cin, self.out_channels, w_dim=self.w_dim, resolution=self.resolution,
+            resample_filter=self.resample_filter, conv_clamp=self.conv_clamp, name=name,
+            **self.layer_kwargs, **kw)
+        f = resample_filter_buffer(self, self.resample_filter)
+        common = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
+        if self.in_channels == 0:
+            const = self.param("const", jax.random.normal, (self.out_channels, self.resolution, self.resolution))
+            x = jnp.broadcast_to(jnp.transpose(const, (1, 2, 0)).astype(dtype)[None],
+                                 (ws.shape[0], self.resolution, self.resolution, self.out_channels))
+            x = conv("conv1", self.out_channels)(x, ws[:, 0], **common)
+        elif self.architecture == "resnet":
+            x = x.astype(dtype)
+            y = Conv2dLayer(self.in_channels, self.out_channels, kernel_size=1, bias=False, up=2,
+                            resample_filter=self.resample_filter, name="skip")(x, gain=np.sqrt(0.5))
+            x = conv("conv0", self.in_channels, up=2)(x, ws[:, 0], **common)
+            x = conv("conv1", self.out_channels)(x, ws[:, 1], gain=np.sqrt(0.5), **common)
+            x = y + x
+        else:
+            x = x.astype(dtype)
+            x = conv("conv0", self.in_channels, up=2)(x, ws[:, 0], **common)
+            x = conv("conv1", self.out_channels)(x, ws[:, 1], **common)
+        if img is not None:
+            img = upsample2d(img, f)
+        if self.num_torgb:
+            y = ToRGBLayer(self.out_channels, self.img_channels, w_dim=self.w_dim, conv_clamp=self.conv_clamp,
+                           name="torgb")(x, ws[:, self.num_conv], fused_modconv=fused_modconv)
+            y = y.astype(jnp.float32)
+            img = y if img is None else img + y
+        return x, img
+
+
+class SynthesisNetwork(nn.Module):
+    """Stack of synthesis blocks from 4x4 to img_resolution, summing toRGB outputs ('skip')."""
+
+    w_dim: int
+    img_resolution: int
+    img_channels: int
+    channel_base: int = 32768
+    channel_max: int = 512
+    num_fp16_res: int = 4
+    compute_dtype: Any = None
+    block_kwargs: Mapping[str, Any] = FrozenDict()
+
+    def setup(self):
+        resolutions = block_resolutions(self.img_resolution)
+        channels = channels_per_resolution(resolutions, self.channel_base, self.channel_max)
+        fp16_res = low_precision_resolution(self.img_resolution, self.num_fp16_res)
+        self.blocks = [
+            SynthesisBlock(channels[res // 2] if res > 4 else 0, channels[res], w_dim=self.w_dim,
+                           resolution=res, img_channels=self.img_channels, is_last=res == self.img_resolution,
+                           use_fp16=res >= fp16_res, compute_dtype=self.compute_dtype,
+                           name=f"b{res}", **self.block_kwargs)
+            for res in resolutions]
+
+    def __call__(self, ws, noise_mode="random", fused_modconv=True, update_emas=False):
+        del update_emas  # StyleGAN2 synthesis has no running statistics
+        x = img = None
+        w_idx = 0
+        ws = ws.astype(jnp.float32)
+        for block in self.blocks:
+            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + block.num_torgb],
+                           noise_mode=noise_mode, fused_modconv=fused_modconv)
+            w_idx += block.num_conv
+        return img
+
+
+def num_ws_for(img_resolution: int) -> int:
+    """Number of w vectors the StyleGAN2 synthesis network consumes."""
+    return 2 * len(block_resolutions(img_resolution))
+
+
+class Generator(nn.Module):
+    """StyleGAN2 generator with the official constructor arguments; images are NHWC."""
+
+    z_dim: int
+    c_dim: int
+    w_dim: int
+    img_resolution: int
+    img_channels: int
+    mapping_kwargs: Mapping[str, Any] = FrozenDict()
+    channel_base: int = 32768
+    channel_max: int = 512
+    num_fp16_res: int = 4
+    conv_clamp: float | None = 256
+    architecture: str = "skip"
+    resample_filter: Sequence[float] = (1, 3, 3, 1)
+    fused_modconv_default: Any = True
+    fp16_channels_last: bool = False
+    kernel_size: int = 3
+    use_noise: bool = True
+    activation: str = "lrelu"
+    compute_dtype: Any = None
+
+    @property
+    def num_ws(self) -> int:
+        return num_ws_for(self.img_resolution)
+
+    def setup(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        layer_kwargs = dict(kernel_size=self.kernel_size, use_noise=self.use_noise, activation=self.activation)
+        block_kwargs = dict(architecture=self.architecture, resample_filter=tuple(self.resample_filter),
+                            conv_clamp=self.conv_clamp, layer_kwargs=FrozenDict(layer_kwargs))
+        self.synthesis_network = SynthesisNetwork(
+            self.w_dim, self.img_resolution, self.img_channels, channel_base=self.channel_base,
+            channel_max=self.channel_max, num_fp16_res=self.num_fp16_res, compute_dtype=self.compute_dtype,
+            block_kwargs=FrozenDict(block_kwargs), name="synthesis")
+        self.mapping_network = MappingNetwork(self.z_dim, self.c_dim, self.w_dim, num_ws=self.num_ws,
+                                              name="mapping", **self.mapping_kwargs)
+
+    @nn.nowrap
+    def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
+        """Zero latents and labels of the right shapes, e.g. for `init`."""
+        return jnp.zeros((batch, self.z_dim)), jnp.zeros((batch, self.c_dim))
+
+    def mapping(self, z, c, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
+        """z [N, z_dim] (and c [N, c_dim]) -> ws [N, num_ws, w_dim]."""
+        return self.mapping_network(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                    update_emas=update_emas)
+
+    def synthesis(self, ws, noise_mode="const", fused_modconv=None, update_emas=False):
+        """ws [N, num_ws, w_dim] -> NHWC float32 images (unclamped, about [-1, 1])."""
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {ws.shape}")
+        fused = self.fused_modconv_default if fused_modconv is None else fused_modconv
+        fused = True if fused == "inference_only" else bool(fused)
+        return self.synthesis_network(ws, noise_mode=noise_mode, fused_modconv=fused, update_emas=update_emas)
+
+    def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const",
+                 update_emas=False, fused_modconv=None):
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, noise_mode=noise_mode, fused_modconv=fused_modconv, update_emas=update_emas)
