@@ -1,0 +1,100 @@
+"""Orbax checkpoints of a training run, and loading its generators for sampling.
+
+A checkpoint is one step folder written atomically by Orbax (a half-written one is never listed)
+with the items 'g', 'd', 'g_ema' (Flax variables), 'opt' (both Adam states), 'counters'
+(step, nimg, PL mean, RNG key, non-finite counters) and 'meta' (JSON: config and network specs).
+Restoring always passes an abstract target carrying the current mesh's shardings, so a run saved
+on 8 devices resumes on 1 or 4.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import flax.linen as nn
+import jax
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding
+
+from stylegan_jax.convert.state_dict import abstract_variables, build_network
+from stylegan_jax.training.state import TrainState
+
+CHECKPOINT_DIR = "checkpoints"
+COUNTERS = ("step", "nimg", "pl_mean", "rng", "skipped", "streak", "worst_streak")
+NETWORK_ITEMS = {"G": "g", "D": "d", "G_ema": "g_ema"}
+
+
+def checkpoint_dir(workdir: str) -> str:
+    """Where a run keeps its checkpoints."""
+    return os.path.join(os.fspath(workdir), CHECKPOINT_DIR)
+
+
+def open_manager(workdir: str, max_to_keep: int = 5, read_only: bool = False) -> ocp.CheckpointManager:
+    """A CheckpointManager over the run's checkpoint folder with asynchronous saves."""
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=not read_only,
+                                           read_only=read_only)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+
+
+def save(manager: ocp.CheckpointManager, state: TrainState, meta: dict[str, Any]) -> None:
+    """Starts an asynchronous save of the whole training state at its step."""
+    counters = {name: getattr(state, name) for name in COUNTERS}
+    items = dict(g=state.g, d=state.d, g_ema=state.g_ema, opt={"g": state.g_opt, "d": state.d_opt},
+                 counters=counters)
+    args = {name: ocp.args.StandardSave(tree) for name, tree in items.items()}
+    manager.save(int(meta["step"]), args=ocp.args.Composite(meta=ocp.args.JsonSave(meta), **args))
+
+
+def _abstract(tree, sharding: NamedSharding):
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+
+
+def restore(manager: ocp.CheckpointManager, template: TrainState, sharding: NamedSharding,
+            step: int | None = None) -> tuple[TrainState, dict[str, Any]]:
+    """Restores the latest (or given) complete checkpoint into the structure of `template`."""
+    step = manager.latest_step() if step is None else step
+    counters = {name: getattr(template, name) for name in COUNTERS}
+    items = dict(g=template.g, d=template.d, g_ema=template.g_ema,
+                 opt={"g": template.g_opt, "d": template.d_opt}, counters=counters)
+    args = {name: ocp.args.StandardRestore(_abstract(tree, sharding)) for name, tree in items.items()}
+    restored = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore(), **args))
+    # Orbax returns optimiser-state containers as plain tuples: put the restored leaves back into
+    # the template's structure.
+    opt = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(items["opt"]),
+                                       jax.tree_util.tree_leaves(restored.opt))
+    state = template.replace(g=restored.g, d=restored.d, g_ema=restored.g_ema, g_opt=opt["g"], d_opt=opt["d"],
+                             **restored.counters)
+    return state, restored.meta
+
+
+def read_meta(workdir: str, step: int | None = None) -> tuple[int, dict[str, Any]]:
+    """The step and metadata (config, network specs) of the latest or given checkpoint."""
+    manager = open_manager(workdir, read_only=True)
+    step = manager.latest_step() if step is None else step
+    if step is None:
+        raise FileNotFoundError(f"no complete checkpoint in {checkpoint_dir(workdir)}")
+    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
+    return step, meta
+
+
+def load_network(workdir: str, step: int | None = None, which: str = "G_ema",
+                 sharding: NamedSharding | None = None) -> tuple[nn.Module, dict]:
+    """Loads one network ('G', 'D' or 'G_ema', default the EMA generator) of a training run."""
+    if which not in NETWORK_ITEMS:
+        raise ValueError(f"which must be one of {sorted(NETWORK_ITEMS)}, got {which!r}")
+    step, meta = read_meta(workdir, step)
+    class_name, init_kwargs = meta["networks"]["D" if which == "D" else "G"]
+    module = build_network(class_name, init_kwargs)
+    sharding = sharding or NamedSharding(jax.sharding.Mesh(jax.devices()[:1], ("data",)), jax.sharding.PartitionSpec())
+    target = _abstract(abstract_variables(module), sharding)
+    item = NETWORK_ITEMS[which]
+    manager = open_manager(workdir, read_only=True)
+    restored = manager.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))
+    return module, restored[item]
+
+
+def load_generator(workdir: str, step: int | None = None, which: str = "G_ema") -> tuple[nn.Module, dict]:
+    """Loads the EMA generator (or 'G') of a training run for sampling."""
+    if which == "D":
+        raise ValueError("load_generator loads 'G' or 'G_ema'; use load_network for 'D'")
+    return load_network(workdir, step, which)

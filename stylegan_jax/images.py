@@ -1,0 +1,32 @@
+"""Image conventions shared by training, sampling and evaluation."""
+from __future__ import annotations
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: jax.Array) -> jax.Array:
+    """Generator output (about [-1, 1]) -> uint8 like the official tools: the value
+    x * 127.5 + 128 clipped to [0, 255] and truncated (torch's cast), not rounded."""
+    return jnp.floor(jnp.clip(images * 127.5 + 128, 0, 255)).astype(jnp.uint8)
+
+
+def image_grid(images: np.ndarray, cols: int, rows: int) -> np.ndarray:
+    """Tiles uint8 NHWC images row by row into one [rows*H, cols*W, C] image (missing cells black)."""
+    images = np.asarray(images)
+    n, h, w, c = images.shape
+    if n > cols * rows:
+        raise ValueError(f"{n} images do not fit a {cols}x{rows} grid")
+    padded = np.zeros((cols * rows, h, w, c), images.dtype)
+    padded[:n] = images
+    return padded.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
+
+
+def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
+    """Writes one uint8 HWC image (1 or 3 channels) as PNG/JPEG by extension."""
+    image = np.asarray(image)
+    Image.fromarray(image[:, :, 0] if image.shape[-1] == 1 else image).save(path)

@@ -1,0 +1,157 @@
+"""The training configuration: defaults, the official presets, validation, and network specs."""
+from __future__ import annotations
+
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from stylegan_jax.networks.stylegan2 import block_resolutions
+
+ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
+DATA_SOURCES = ("folder", "zip", "tfrecord", "tfds", "digits")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """Every key a config may set, with the official StyleGAN2 defaults where they exist."""
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+    c.total_kimg = 25000.0
+    c.batch_size = 32
+    c.snapshot_kimg = 200.0       # checkpoint + sample grid interval
+    c.tick_kimg = 4.0             # progress line / TensorBoard interval
+    c.metrics = []                # metric names run at each snapshot, e.g. ['fid50k_full']
+    c.max_to_keep = 5
+    c.max_nonfinite_steps = 20    # stop after this many consecutive iterations with NaN/Inf
+    c.resume = ""                 # another run's workdir or an official .pkl to start from
+    c.grid_size = (8, 4)          # columns, rows of the sample grid
+    c.ema_kimg = 10.0
+    c.ema_rampup = 0.05           # negative = no ramp-up
+
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.source = "folder"
+    c.dataset.path = ""
+    c.dataset.name = ""           # TFDS name
+    c.dataset.data_dir = ""       # TFDS data_dir
+    c.dataset.resolution = 256
+    c.dataset.channels = 3
+    c.dataset.xflip = False
+    c.dataset.use_labels = False
+    c.dataset.max_size = 0        # 0 = all images
+
+    c.model = ml_collections.ConfigDict()
+    c.model.arch = "stylegan2"
+    c.model.z_dim = 512
+    c.model.w_dim = 512
+    c.model.map_layers = 8
+    c.model.channel_base = 32768
+    c.model.channel_max = 512
+    c.model.num_fp16_res = 4      # highest resolutions run in compute_dtype
+    c.model.compute_dtype = "float32"  # or 'bfloat16' (mixed precision)
+    c.model.conv_clamp = 256.0
+    c.model.g_architecture = "skip"
+    c.model.d_architecture = "resnet"
+    c.model.mbstd_group_size = 4
+    c.model.magnitude_ema_beta = -1.0  # StyleGAN3; negative = official 0.5 ** (batch / 20k)
+
+    c.loss = ml_collections.ConfigDict()
+    c.loss.r1_gamma = 10.0
+    c.loss.pl_weight = 2.0
+    c.loss.pl_batch_shrink = 2
+    c.loss.pl_decay = 0.01
+    c.loss.style_mixing_prob = 0.9
+    c.loss.blur_init_sigma = 0.0
+    c.loss.blur_fade_kimg = 0.0
+    c.loss.g_reg_interval = 4
+    c.loss.d_reg_interval = 16
+
+    c.optimizer = ml_collections.ConfigDict()
+    c.optimizer.g_lr = 0.002
+    c.optimizer.d_lr = 0.002
+    c.optimizer.beta1 = 0.0
+    c.optimizer.beta2 = 0.99
+    c.optimizer.eps = 1e-8
+    return c
+
+
+def _unknown_keys(config, reference, prefix="") -> list[str]:
+    unknown = []
+    for key in config.keys():
+        name = f"{prefix}{key}"
+        if key not in reference:
+            unknown.append(name)
+        elif isinstance(config[key], ml_collections.ConfigDict):
+            unknown += _unknown_keys(config[key], reference[key], f"{name}.")
+    return unknown
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None:
+    """Fails fast with a message naming the key for unknown keys and impossible values."""
+    unknown = _unknown_keys(config, default_config())
+    if unknown:
+        raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+    checks = [
+        ("batch_size", config.batch_size > 0 and config.batch_size % num_devices == 0,
+         f"must be a positive multiple of the {num_devices} devices"),
+        ("total_kimg", config.total_kimg > 0, "must be positive"),
+        ("snapshot_kimg", config.snapshot_kimg > 0, "must be positive"),
+        ("tick_kimg", config.tick_kimg > 0, "must be positive"),
+        ("model.arch", config.model.arch in ARCHS, f"must be one of {ARCHS}"),
+        ("model.compute_dtype", config.model.compute_dtype in ("float32", "bfloat16"),
+         "must be 'float32' or 'bfloat16'"),
+        ("dataset.source", config.dataset.source in DATA_SOURCES, f"must be one of {DATA_SOURCES}"),
+        ("dataset.resolution", config.dataset.resolution >= 4
+         and config.dataset.resolution & (config.dataset.resolution - 1) == 0, "must be a power of two >= 4"),
+        ("dataset.channels", config.dataset.channels in (1, 3), "must be 1 or 3"),
+        ("loss.g_reg_interval", config.loss.g_reg_interval >= 1, "must be >= 1"),
+        ("loss.d_reg_interval", config.loss.d_reg_interval >= 1, "must be >= 1"),
+        ("loss.pl_batch_shrink", config.loss.pl_batch_shrink >= 1
+         and config.batch_size // config.loss.pl_batch_shrink % num_devices == 0,
+         "must divide batch_size into a multiple of the device count"),
+        ("model.mbstd_group_size", config.model.mbstd_group_size >= 1
+         and config.batch_size % min(config.model.mbstd_group_size, config.batch_size) == 0,
+         "must divide batch_size"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            value = config
+            for part in key.split("."):
+                value = value[part]
+            raise ValueError(f"config.{key} {message}, got {value!r}")
+
+
+def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: int
+                  ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]:
+    """Official (class_name, init_kwargs) of G and D for this config and dataset."""
+    m = config.model
+    block_resolutions(config.dataset.resolution)
+    common = dict(c_dim=c_dim, img_resolution=config.dataset.resolution, img_channels=img_channels)
+    dtype = None if m.compute_dtype == "float32" else m.compute_dtype
+    conv_clamp = m.conv_clamp if m.conv_clamp > 0 else None
+    g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers},
+             channel_base=m.channel_base, channel_max=m.channel_max, num_fp16_res=m.num_fp16_res,
+             conv_clamp=conv_clamp, compute_dtype=dtype, **common)
+    if m.arch == "stylegan2":
+        g_class = "training.networks_stylegan2.Generator"
+        g.update(architecture=m.g_architecture)
+    else:
+        g_class = "training.networks_stylegan3.Generator"
+        beta = m.magnitude_ema_beta if m.magnitude_ema_beta >= 0 else 0.5 ** (config.batch_size / 20e3)
+        g.update(magnitude_ema_beta=float(beta))
+        if m.arch == "stylegan3-r":
+            g.update(conv_kernel=1, use_radial_filters=True)
+    d = dict(architecture=m.d_architecture, channel_base=m.channel_base, channel_max=m.channel_max,
+             num_fp16_res=m.num_fp16_res, conv_clamp=conv_clamp, compute_dtype=dtype,
+             epilogue_kwargs={"mbstd_group_size": m.mbstd_group_size}, **common)
+    return (g_class, g), ("training.networks_stylegan2.Discriminator", d)
+
+
+def ema_rampup(config: ml_collections.ConfigDict) -> float | None:
+    """The EMA ramp-up coefficient, None when disabled."""
+    return None if config.ema_rampup < 0 else float(config.ema_rampup)
+
+
+def grid_shape(config: ml_collections.ConfigDict) -> tuple[int, int]:
+    """(columns, rows) of the sample grid."""
+    cols, rows = (int(v) for v in np.ravel(config.grid_size))
+    return cols, rows

@@ -1,0 +1,150 @@
+"""The training loop: data, steps, logging, sample grids, metrics and checkpoints of one run."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from stylegan_jax import checkpoint
+from stylegan_jax.convert import load_official_pickle
+from stylegan_jax.convert.state_dict import build_network
+from stylegan_jax.images import image_grid, save_image, to_uint8
+from stylegan_jax.training import config as config_lib
+from stylegan_jax.training.monitor import Monitor
+from stylegan_jax.training.state import TrainState
+from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
+
+
+class TrainingDiverged(RuntimeError):
+    """Raised when too many consecutive iterations produced NaN/Inf losses or gradients."""
+
+
+class _StopRequest:
+    """Turns SIGTERM (e.g. a preempted spot TPU) into a request to checkpoint and exit."""
+
+    def __init__(self):
+        self.requested = False
+        try:
+            signal.signal(signal.SIGTERM, self._handle)
+        except ValueError:  # not the main thread (e.g. a notebook worker): no handler
+            pass
+
+    def _handle(self, signum, frame):
+        del signum, frame
+        self.requested = True
+
+
+def _open_dataset(config, seed: int):
+    from stylegan_jax.data import open_dataset
+
+    local_batch = config.batch_size // jax.process_count()
+    return open_dataset(config.dataset, seed=seed, batch_size=local_batch,
+                        process_index=jax.process_index(), process_count=jax.process_count())
+
+
+def _resume_weights(state: TrainState, source: str) -> TrainState:
+    """Copies G, D and G_ema weights of another run (workdir) or an official .pkl into `state`."""
+    if source.endswith(".pkl"):
+        nets = {key: variables for key, (_, variables) in load_official_pickle(source).items()}
+    else:
+        nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
+    put = lambda new, old: jax.tree_util.tree_map(lambda n, o: jax.device_put(jnp.asarray(n, o.dtype), o.sharding),
+                                                  new, old)
+    return state.replace(g=put(nets["G"], state.g), d=put(nets["D"], state.d), g_ema=put(nets["G_ema"], state.g_ema))
+
+
+def _generator_labels(dataset, count: int, rng: np.random.Generator) -> np.ndarray:
+    if dataset.info.c_dim == 0:
+        return np.zeros((count, 0), np.float32)
+    return dataset.sample_labels(count, rng).astype(np.float32)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
+    """Trains (or resumes) the run in `workdir` until config.total_kimg; returns the final state."""
+    config_lib.validate_config(config, jax.device_count())
+    os.makedirs(workdir, exist_ok=True)
+    dataset = _open_dataset(config, config.seed)
+    info = dataset.info
+    g_spec, d_spec = config_lib.network_specs(config, info.c_dim, info.channels)
+    G, D = build_network(*g_spec), build_network(*d_spec)
+    trainer = Trainer(G, D, LossConfig(**config.loss), OptimizerConfig(**config.optimizer), config.batch_size)
+    monitor = Monitor(workdir, config.batch_size)
+
+    manager = checkpoint.open_manager(workdir, config.max_to_keep)
+    state = trainer.init_state(config.seed)
+    if manager.latest_step() is not None:
+        state, _ = checkpoint.restore(manager, state, trainer.replicated)
+        monitor.log(f"Resumed from step {int(state.step)} ({int(state.nimg) / 1e3:.1f} kimg) in {workdir}")
+    elif config.resume:
+        state = _resume_weights(state, config.resume)
+        monitor.log(f"Initialised G, D and G_ema from {config.resume}")
+    meta = dict(config=json.loads(config.to_json()), networks={"G": list(g_spec), "D": list(d_spec)},
+                dataset=dict(name=info.name, identity=info.identity, num_images=info.num_images,
+                             resolution=info.resolution, channels=info.channels, c_dim=info.c_dim))
+
+    cols, rows = config_lib.grid_shape(config)
+    grid_rng = np.random.default_rng(config.seed + 123)
+    grid_z = grid_rng.standard_normal((cols * rows, G.z_dim)).astype(np.float32)
+    grid_c = _generator_labels(dataset, cols * rows, grid_rng)
+    render = jax.jit(lambda v, z, c: to_uint8(G.apply(v, z, c, noise_mode="const")))
+
+    def snapshot(state: TrainState, step: int, nimg: int) -> None:
+        checkpoint.save(manager, state, {**meta, "step": step, "nimg": nimg})
+        if jax.process_index() == 0:
+            images = np.asarray(render(state.g_ema, grid_z, grid_c))
+            save_image(image_grid(images, cols, rows), os.path.join(workdir, f"fakes{nimg // 1000:06d}.png"))
+        if config.metrics:
+            monitor.write_metrics(_run_metrics(config, G, state.g_ema, dataset), nimg)
+
+    step, nimg = int(state.step), int(state.nimg)
+    batches = dataset.iterate(start_batch=step)
+    if step == 0 and jax.process_index() == 0:
+        first = next(dataset.iterate(start_batch=0))["image"]
+        save_image(image_grid(first[:cols * rows], cols, rows), os.path.join(workdir, "reals.png"))
+    stop = _StopRequest()
+    label_rng = lambda step: np.random.default_rng([config.seed, step, jax.process_index()])
+    total_nimg = int(config.total_kimg * 1000)
+    next_tick = nimg + int(config.tick_kimg * 1000)
+    next_snapshot = nimg + int(config.snapshot_kimg * 1000)
+    local = config.batch_size // jax.process_count()
+    monitor.start(nimg)
+    while nimg < total_nimg:
+        batch = next(batches)
+        rng = label_rng(step)
+        gen_c = tuple(trainer.shard_batch(_generator_labels(dataset, local, rng)) for _ in range(3))
+        state, metrics = trainer.train_step(
+            state, step, nimg, trainer.shard_batch(batch["image"]), trainer.shard_batch(batch["label"]), gen_c,
+            config.ema_kimg, config_lib.ema_rampup(config))
+        step, nimg = step + 1, nimg + config.batch_size
+        if nimg >= next_tick or nimg >= total_nimg or stop.requested:
+            next_tick += int(config.tick_kimg * 1000)
+            worst = int(state.worst_streak)
+            monitor.tick(nimg, metrics, skipped=int(state.skipped))
+            if worst >= config.max_nonfinite_steps:
+                raise TrainingDiverged(
+                    f"{worst} consecutive iterations had NaN/Inf losses or gradients (limit "
+                    f"config.max_nonfinite_steps={config.max_nonfinite_steps}); the parameters were never "
+                    f"updated with them and the last checkpoint in {checkpoint.checkpoint_dir(workdir)} is intact")
+        if nimg >= next_snapshot or nimg >= total_nimg or stop.requested:
+            next_snapshot += int(config.snapshot_kimg * 1000)
+            snapshot(state, step, nimg)
+        if stop.requested:
+            monitor.log(f"SIGTERM: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
+            break
+    manager.wait_until_finished()
+    monitor.close()
+    return state
+
+
+def _run_metrics(config, G, g_ema_vars, dataset) -> dict[str, Any]:
+    from stylegan_jax.eval.metrics import run_metrics_for_training
+
+    return run_metrics_for_training(list(config.metrics), G, g_ema_vars, dataset)
