@@ -16,6 +16,7 @@ setup(
         "ml-collections>=1.1.0,<1.2",
         "tensorflow-cpu>=2.21.0,<2.22",
         "tensorflow-datasets>=4.9.10,<4.10",
+        "tensorboard>=2.21,<2.22",
         "absl-py>=2.1",
         "numpy>=1.26,<3",
         "scipy>=1.13",

@@ -6,10 +6,10 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from stylegan_jax.data.config import default_dataset_config, validate_dataset_config
 from stylegan_jax.networks.stylegan2 import block_resolutions
 
 ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
-DATA_SOURCES = ("folder", "zip", "tfrecord", "tfds", "digits")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -28,16 +28,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.ema_kimg = 10.0
     c.ema_rampup = 0.05           # negative = no ramp-up
 
-    c.dataset = ml_collections.ConfigDict()
-    c.dataset.source = "folder"
-    c.dataset.path = ""
-    c.dataset.name = ""           # TFDS name
-    c.dataset.data_dir = ""       # TFDS data_dir
-    c.dataset.resolution = 256
-    c.dataset.channels = 3
-    c.dataset.xflip = False
-    c.dataset.use_labels = False
-    c.dataset.max_size = 0        # 0 = all images
+    c.dataset = default_dataset_config()  # see stylegan_jax.data.config for the keys
 
     c.model = ml_collections.ConfigDict()
     c.model.arch = "stylegan2"
@@ -90,6 +81,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     unknown = _unknown_keys(config, default_config())
     if unknown:
         raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
+    validate_dataset_config(config.dataset)
     checks = [
         ("batch_size", config.batch_size > 0 and config.batch_size % num_devices == 0,
          f"must be a positive multiple of the {num_devices} devices"),
@@ -99,15 +91,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("model.arch", config.model.arch in ARCHS, f"must be one of {ARCHS}"),
         ("model.compute_dtype", config.model.compute_dtype in ("float32", "bfloat16"),
          "must be 'float32' or 'bfloat16'"),
-        ("dataset.source", config.dataset.source in DATA_SOURCES, f"must be one of {DATA_SOURCES}"),
-        ("dataset.resolution", config.dataset.resolution >= 4
-         and config.dataset.resolution & (config.dataset.resolution - 1) == 0, "must be a power of two >= 4"),
-        ("dataset.channels", config.dataset.channels in (1, 3), "must be 1 or 3"),
         ("loss.g_reg_interval", config.loss.g_reg_interval >= 1, "must be >= 1"),
         ("loss.d_reg_interval", config.loss.d_reg_interval >= 1, "must be >= 1"),
-        ("loss.pl_batch_shrink", config.loss.pl_batch_shrink >= 1
-         and config.batch_size // config.loss.pl_batch_shrink % num_devices == 0,
-         "must divide batch_size into a multiple of the device count"),
+        ("loss.pl_batch_shrink", 1 <= config.loss.pl_batch_shrink <= config.batch_size,
+         "must be between 1 and batch_size"),
         ("model.mbstd_group_size", config.model.mbstd_group_size >= 1
          and config.batch_size % min(config.model.mbstd_group_size, config.batch_size) == 0,
          "must divide batch_size"),

@@ -100,7 +100,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         checkpoint.save(manager, state, {**meta, "step": step, "nimg": nimg})
         if jax.process_index() == 0:
             images = np.asarray(render(state.g_ema, grid_z, grid_c))
-            save_image(image_grid(images, cols, rows), os.path.join(workdir, f"fakes{nimg // 1000:06d}.png"))
+            save_image(image_grid(images, cols, rows), os.path.join(workdir, f"fakes_kimg{nimg / 1000:09.3f}.png"))
         if config.metrics:
             monitor.write_metrics(_run_metrics(config, G, state.g_ema, dataset), nimg)
 

@@ -1,0 +1,101 @@
+"""The `dataset` section of a training config: its keys, defaults and start-up checks."""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping
+
+import ml_collections
+
+SOURCES = ("folder", "zip", "tfrecord", "tfds", "digits")
+TFRECORD_METADATA = "metadata.json"
+
+
+class DatasetConfigError(ValueError):
+    """A dataset setting is wrong, or the data it points at cannot be used; `key` names the setting."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"dataset.{key}: {problem}")
+        self.key = key
+        self.problem = problem
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetConfig:
+    """The dataset settings (see `default_dataset_config` for what each key means)."""
+
+    source: str = "folder"
+    path: str = ""
+    name: str = ""
+    split: str = "train"
+    data_dir: str = ""
+    resolution: int = 256
+    channels: int = 3
+    xflip: bool = False
+    use_labels: bool = False
+    max_size: int = 0
+    convert_channels: bool = False
+    num_threads: int = 0
+
+
+def default_dataset_config() -> ml_collections.ConfigDict:
+    """The dataset section with its defaults.
+
+    source: 'folder' | 'zip' (PNG/JPEG, labels from dataset.json or class sub-folders), 'tfrecord'
+    (shards written by stylegan_jax.dataset_tool), 'tfds' (a prepared TFDS dataset `name`/`split`
+    under `data_dir`), 'digits' (scikit-learn's 8x8 digits, upsampled). path: the folder, zip or
+    shard folder. resolution, channels (1 or 3): what training sees. xflip: add mirrored copies.
+    use_labels: one-hot class labels. max_size: keep a fixed random subset of this many images (0:
+    all). convert_channels: convert images with other channel counts instead of failing.
+    num_threads: TF threads for decoding (0: min(8, CPU count)).
+    """
+    return ml_collections.ConfigDict(dataclasses.asdict(DatasetConfig()))
+
+
+def _check_type(key: str, value: Any, kind: type) -> None:
+    ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if not ok:
+        raise DatasetConfigError(key, f"expected {kind.__name__}, got {value!r}")
+
+
+def _check_path(config: DatasetConfig) -> None:
+    if not config.path:
+        raise DatasetConfigError("path", f"required for source={config.source!r}")
+    if not os.path.exists(config.path):
+        raise DatasetConfigError("path", f"{config.path} does not exist")
+    is_dir = os.path.isdir(config.path)
+    if config.source in ("folder", "tfrecord") and not is_dir:
+        raise DatasetConfigError("path", f"{config.path} is not a folder (source={config.source!r})")
+    if config.source == "zip" and is_dir:
+        raise DatasetConfigError("path", f"{config.path} is a folder; use source='folder' for it")
+    if config.source == "tfrecord" and not os.path.isfile(os.path.join(config.path, TFRECORD_METADATA)):
+        raise DatasetConfigError("path", f"{config.path} holds no {TFRECORD_METADATA}; write TFRecord shards with "
+                                         "`python -m stylegan_jax.dataset_tool`")
+
+
+def validate_dataset_config(cfg: Mapping[str, Any] | ml_collections.ConfigDict) -> DatasetConfig:
+    """Checks the dataset settings at start-up (keys, types, values, paths) and returns them typed.
+
+    Raises DatasetConfigError naming the key, e.g. "dataset.resolution: must be a power of two, got 48".
+    """
+    fields = {f.name: f for f in dataclasses.fields(DatasetConfig)}
+    values = dict(cfg.items())
+    for key, value in values.items():
+        if key not in fields:
+            raise DatasetConfigError(key, f"unknown key; known keys: {', '.join(fields)}")
+        _check_type(key, value, type(fields[key].default))
+    config = DatasetConfig(**values)
+    if config.source not in SOURCES:
+        raise DatasetConfigError("source", f"unknown source {config.source!r}; expected one of {', '.join(SOURCES)}")
+    if config.resolution < 4 or config.resolution & (config.resolution - 1):
+        raise DatasetConfigError("resolution", f"must be a power of two >= 4, got {config.resolution}")
+    if config.channels not in (1, 3):
+        raise DatasetConfigError("channels", f"must be 1 or 3, got {config.channels}")
+    for key in ("max_size", "num_threads"):
+        if getattr(config, key) < 0:
+            raise DatasetConfigError(key, f"must be >= 0, got {getattr(config, key)}")
+    if config.source in ("folder", "zip", "tfrecord"):
+        _check_path(config)
+    if config.source == "tfds" and not config.name:
+        raise DatasetConfigError("name", "required for source='tfds' (a TFDS dataset name such as 'mnist')")
+    return config

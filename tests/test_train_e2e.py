@@ -1,0 +1,111 @@
+"""End to end: `python -m stylegan_jax.main`, resume (also on another device count), kill -9, SIGTERM."""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+import tiny_config
+from stylegan_jax import checkpoint
+from stylegan_jax.convert.state_dict import build_network
+from stylegan_jax.training.config import network_specs
+from stylegan_jax.training.loop import train_and_evaluate
+from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
+
+pytestmark = pytest.mark.slow
+CONFIG = str(pathlib.Path(tiny_config.__file__))
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _main(workdir, *overrides, devices=8, wait=True):
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "stylegan_jax.main", f"--config={CONFIG}", f"--workdir={workdir}", *overrides]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not wait:
+        return proc
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def _restore(workdir):
+    """Restores the latest checkpoint of `workdir` into this process (8 devices)."""
+    config = tiny_config.get_config()
+    (g_class, g_kwargs), (d_class, d_kwargs) = network_specs(config, 0, 3)
+    trainer = Trainer(build_network(g_class, g_kwargs), build_network(d_class, d_kwargs),
+                      LossConfig(**config.loss), OptimizerConfig(**config.optimizer), config.batch_size)
+    manager = checkpoint.open_manager(workdir, read_only=True)
+    return checkpoint.restore(manager, trainer.init_state(config.seed), trainer.replicated)
+
+
+def _assert_states_close(a, b, atol):
+    for field in ("g", "d", "g_ema", "g_opt", "d_opt", "pl_mean", "step", "nimg"):
+        for x, y in zip(jax.tree_util.tree_leaves(getattr(a, field)), jax.tree_util.tree_leaves(getattr(b, field))):
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0, err_msg=field)
+
+
+def test_main_writes_outputs_and_resumes_like_a_straight_run(tmp_path):
+    straight = train_and_evaluate(tiny_config.get_config(), str(tmp_path / "straight"))
+
+    run = tmp_path / "run"
+    out = _main(run, "--config.total_kimg=0.024")  # 3 of the 6 iterations, then stop
+    assert "kimg" in out
+    assert (run / "checkpoints").is_dir() and (run / "reals.png").is_file() and (run / "log.txt").is_file()
+    assert list(run.glob("fakes_kimg*.png"))
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert checkpoint.open_manager(str(run), read_only=True).latest_step() == 3
+
+    out = _main(run, devices=4)  # a fresh process on 4 devices finishes the remaining 3 iterations
+    assert "Resumed from step 3" in out
+    resumed, meta = _restore(str(run))
+    assert meta["step"] == 6 and int(resumed.step) == 6
+    _assert_states_close(resumed, straight, atol=1e-5)
+
+    # The EMA generator of the run can be loaded for sampling.
+    G, variables = checkpoint.load_generator(str(run))
+    np.testing.assert_array_equal(variables["params"]["mapping"]["fc0"]["weight"],
+                                  np.asarray(straight.g_ema["params"]["mapping"]["fc0"]["weight"]))
+    assert G.img_resolution == 16
+
+
+def _wait_for(predicate, proc, timeout=600):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def test_kill_9_during_training_then_resume_completes(tmp_path):
+    run = tmp_path / "run"
+    ckpts = run / "checkpoints"
+    proc = _main(run, "--config.snapshot_kimg=0.008", "--config.total_kimg=0.08", wait=False)
+    # Kill as soon as a second save is under way (Orbax writes into a temporary folder first).
+    saving = lambda: ckpts.is_dir() and len([p for p in ckpts.iterdir() if p.name.split(".")[0].isdigit()]) >= 2
+    assert _wait_for(saving, proc), proc.communicate()[0][-3000:]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    out = _main(run, "--config.snapshot_kimg=0.008", "--config.total_kimg=0.08")
+    assert "Resumed from step" in out
+    assert checkpoint.open_manager(str(run), read_only=True).latest_step() == 10
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    run = tmp_path / "run"
+    proc = _main(run, "--config.total_kimg=10", "--config.snapshot_kimg=5", wait=False)
+    started = lambda: (run / "log.txt").is_file() and "kimg" in (run / "log.txt").read_text()
+    assert _wait_for(started, proc), proc.communicate()[0][-3000:]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 0, out[-3000:]
+    assert "SIGTERM: saved step" in out
+    step = checkpoint.open_manager(str(run), read_only=True).latest_step()
+    assert step is not None and step > 0
