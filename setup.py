@@ -22,8 +22,10 @@ setup(
         "scipy>=1.13",
         "pillow>=10",
         "scikit-learn>=1.5",
+        "imageio>=2.30",
+        "imageio-ffmpeg>=0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100"],
+        "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
     },
 )

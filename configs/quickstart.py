@@ -4,9 +4,9 @@ from stylegan_jax.training.config import default_config
 
 def get_config():
     c = default_config()
-    c.total_kimg = 6.0
+    c.total_kimg = 3.0
     c.batch_size = 16
-    c.snapshot_kimg = 2.0
+    c.snapshot_kimg = 1.0
     c.tick_kimg = 0.5
     c.grid_size = (8, 4)
     c.dataset.source = "digits"
@@ -16,7 +16,7 @@ def get_config():
     c.model.w_dim = 64
     c.model.map_layers = 2
     c.model.channel_base = 1024
-    c.model.channel_max = 64
+    c.model.channel_max = 32
     c.model.num_fp16_res = 0
     c.loss.r1_gamma = 0.1
     c.loss.pl_weight = 0.0

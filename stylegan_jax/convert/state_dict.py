@@ -5,9 +5,11 @@ Module trees mirror the official attribute names and keep the official array lay
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any, Mapping
 
+import flax.core
 import flax.linen as nn
 import jax
 import numpy as np
@@ -32,6 +34,29 @@ def build_network(class_name: str, init_kwargs: Mapping[str, Any]) -> nn.Module:
     if unknown:
         raise ValueError(f"{class_name}: unsupported constructor argument(s) {unknown}")
     return cls(**init_kwargs)
+
+
+def network_spec(module: nn.Module) -> tuple[str, dict[str, Any]]:
+    """Inverse of `build_network`: the official class name and the fields that differ from their defaults."""
+    path = f"{type(module).__module__}:{type(module).__name__}"
+    names = [name for name, target in NETWORK_CLASSES.items() if target == path]
+    if not names:
+        raise ValueError(f"{path} is not a network that build_network can rebuild")
+    init_kwargs = {}
+    for field in dataclasses.fields(module):
+        if field.name in ("parent", "name"):
+            continue
+        value = getattr(module, field.name)
+        value = flax.core.unfreeze(value) if isinstance(value, flax.core.FrozenDict) else value
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = dataclasses.MISSING
+        if default is dataclasses.MISSING or value != default:
+            init_kwargs[field.name] = value
+    return names[0], init_kwargs
 
 
 def flatten_variables(variables: Mapping[str, Any]) -> dict[str, tuple[str, tuple[str, ...], Any]]:

@@ -7,6 +7,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.core import FrozenDict
 
 from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
 from stylegan_jax.ops.conv2d_resample import conv2d_resample
@@ -143,3 +144,24 @@ class Conv2dLayer(nn.Module):
         act_gain = ACTIVATIONS[self.activation].default_gain * gain
         act_clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
         return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
+
+
+class GeneratorBase(nn.Module):
+    """What the StyleGAN2 and StyleGAN3 generators share: frozen mapping kwargs, the mapping
+    method and example inputs. Subclasses define `mapping_network` (named 'mapping') in setup."""
+
+    def __post_init__(self):
+        # Frozen, so that the module stays hashable (e.g. as a static argument of jax.jit).
+        object.__setattr__(self, "mapping_kwargs", FrozenDict(self.mapping_kwargs))
+        super().__post_init__()
+
+    def mapping(self, z: jax.Array, c: jax.Array | None, truncation_psi: Any = 1.0,
+                truncation_cutoff: int | None = None, update_emas: bool = False) -> jax.Array:
+        """Maps z [N, z_dim] (and label c [N, c_dim]) to truncated ws [N, num_ws, w_dim]."""
+        return self.mapping_network(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                                    update_emas=update_emas)
+
+    @nn.nowrap
+    def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
+        """Zero latents and labels of the right shapes, e.g. for `init`."""
+        return jnp.zeros((batch, self.z_dim), jnp.float32), jnp.zeros((batch, self.c_dim), jnp.float32)

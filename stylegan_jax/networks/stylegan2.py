@@ -10,7 +10,8 @@ import numpy as np
 from flax.core import FrozenDict
 
 from stylegan_jax.networks.layers import (
-    BUFFERS, Conv2dLayer, FullyConnectedLayer, MappingNetwork, compute_dtype_for, resample_filter_buffer)
+    BUFFERS, Conv2dLayer, FullyConnectedLayer, GeneratorBase, MappingNetwork, compute_dtype_for,
+    resample_filter_buffer)
 from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
 from stylegan_jax.ops.modulated_conv2d import modulated_conv2d
 from stylegan_jax.ops.upfirdn2d import upsample2d
@@ -194,7 +195,7 @@ def num_ws_for(img_resolution: int) -> int:
     return 2 * len(block_resolutions(img_resolution))
 
 
-class Generator(nn.Module):
+class Generator(GeneratorBase):
     """StyleGAN2 generator with the official constructor arguments; images are NHWC."""
 
     z_dim: int
@@ -232,16 +233,6 @@ class Generator(nn.Module):
             block_kwargs=FrozenDict(block_kwargs), name="synthesis")
         self.mapping_network = MappingNetwork(self.z_dim, self.c_dim, self.w_dim, num_ws=self.num_ws,
                                               name="mapping", **self.mapping_kwargs)
-
-    @nn.nowrap
-    def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
-        """Zero latents and labels of the right shapes, e.g. for `init`."""
-        return jnp.zeros((batch, self.z_dim)), jnp.zeros((batch, self.c_dim))
-
-    def mapping(self, z, c, truncation_psi=1.0, truncation_cutoff=None, update_emas=False):
-        """z [N, z_dim] (and c [N, c_dim]) -> ws [N, num_ws, w_dim]."""
-        return self.mapping_network(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
-                                    update_emas=update_emas)
 
     def synthesis(self, ws, noise_mode="const", fused_modconv=None, update_emas=False):
         """ws [N, num_ws, w_dim] -> NHWC float32 images (unclamped, about [-1, 1])."""

@@ -44,7 +44,8 @@ def modulated_conv2d(x: jax.Array, w: jax.Array, s: jax.Array, demodulate: bool 
     if input_gain is not None:
         gain = jnp.asarray(input_gain, jnp.float32)
         if gain.shape not in ((), (in_channels,), (n, in_channels)):
-            raise ValueError(f"input_gain {gain.shape} must be a scalar, [{in_channels}] or [{n}, {in_channels}]")
+            raise ValueError(f"input_gain {gain.shape} must be a scalar, [{in_channels}] or "
+                             f"[{n}, {in_channels}]")
         gain = jnp.broadcast_to(gain, (n, in_channels))
         w = w * gain[:, None, :, None, None]
 

@@ -65,6 +65,28 @@ def default_config() -> ml_collections.ConfigDict:
     return c
 
 
+def official_config(arch: str, batch_size: int, r1_gamma: float) -> ml_collections.ConfigDict:
+    """The official train.py hyper-parameters of --cfg=`arch` with --batch and --gamma."""
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    c = default_config()
+    c.batch_size = batch_size
+    c.ema_kimg = batch_size * 10 / 32
+    c.model.arch = arch
+    c.loss.r1_gamma = r1_gamma
+    if arch != "stylegan2":
+        c.model.map_layers = 2
+        c.loss.pl_weight = 0.0
+        c.loss.style_mixing_prob = 0.0
+        c.optimizer.g_lr = 0.0025
+    if arch == "stylegan3-r":
+        c.model.channel_base *= 2
+        c.model.channel_max *= 2
+        c.loss.blur_init_sigma = 10.0
+        c.loss.blur_fade_kimg = batch_size * 200 / 32
+    return c
+
+
 def _unknown_keys(config, reference, prefix="") -> list[str]:
     unknown = []
     for key in config.keys():

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import signal
-import time
 from typing import Any
 
 import jax
@@ -102,7 +100,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             images = np.asarray(render(state.g_ema, grid_z, grid_c))
             save_image(image_grid(images, cols, rows), os.path.join(workdir, f"fakes_kimg{nimg / 1000:09.3f}.png"))
         if config.metrics:
-            monitor.write_metrics(_run_metrics(config, G, state.g_ema, dataset), nimg)
+            monitor.write_metrics(_run_metrics(config, G, state.g_ema), nimg)
 
     step, nimg = int(state.step), int(state.nimg)
     batches = dataset.iterate(start_batch=step)
@@ -144,7 +142,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     return state
 
 
-def _run_metrics(config, G, g_ema_vars, dataset) -> dict[str, Any]:
-    from stylegan_jax.eval.metrics import run_metrics_for_training
+def _run_metrics(config, G, g_ema_vars) -> dict[str, Any]:
+    from stylegan_jax.eval import MetricOptions, run_metrics
+    from stylegan_jax.eval.adapters import dataset_source, generator_source
 
-    return run_metrics_for_training(list(config.metrics), G, g_ema_vars, dataset)
+    options = MetricOptions(generator=generator_source(G, g_ema_vars), real=dataset_source(config.dataset),
+                            seed=config.seed)
+    return {record["metric"]: record["results"] for record in run_metrics(list(config.metrics), options)}

@@ -7,7 +7,7 @@ all-reduces and the result does not depend on the number of devices.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

@@ -1,0 +1,186 @@
+"""Image operators of the StyleGAN3 equivariance metrics (Alias-Free GAN, appendix E), on NHWC float images.
+
+Each operator returns the transformed images and a mask of the pixels that hold valid data.
+Translations are fractions of the image size; angles are in radians.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def sinc(x: jax.Array) -> jax.Array:
+    """Normalized sinc, sin(pi x) / (pi x), with sinc(0) = 1."""
+    y = jnp.abs(x * np.pi)
+    return jnp.where(y < 1e-30, jnp.ones_like(y), jnp.sin(y) / jnp.maximum(y, 1e-30))
+
+
+def lanczos_window(x: jax.Array, a: float) -> jax.Array:
+    """The Lanczos window sinc(x / a) on |x| < a, zero elsewhere."""
+    x = jnp.abs(x) / a
+    return jnp.where(x < 1, sinc(x), jnp.zeros_like(x))
+
+
+def rotation_matrix(angle: jax.Array | float) -> jax.Array:
+    """3x3 float32 matrix [[cos, sin, 0], [-sin, cos, 0], [0, 0, 1]]."""
+    angle = jnp.asarray(angle, jnp.float32)
+    cos, sin = jnp.cos(angle), jnp.sin(angle)
+    zero, one = jnp.zeros_like(angle), jnp.ones_like(angle)
+    return jnp.stack([jnp.stack([cos, sin, zero]), jnp.stack([-sin, cos, zero]), jnp.stack([zero, zero, one])])
+
+
+def _broadcast_axis(v: jax.Array, axis: int) -> jax.Array:
+    shape = [1, 1, 1, 1]
+    shape[axis] = v.shape[0]
+    return v.reshape(shape)
+
+
+def _axis_mask(size: int, lo: jax.Array, hi: jax.Array, axis: int) -> jax.Array:
+    i = jnp.arange(size)
+    return _broadcast_axis((i >= lo) & (i < hi), axis)
+
+
+def integer_translation(x: jax.Array, tx: jax.Array | float, ty: jax.Array | float) -> tuple[jax.Array, jax.Array]:
+    """Translates by (round(tx * W), round(ty * H)) pixels, filling with zeros (operator T_x of E.1)."""
+    _, h, w, _ = x.shape
+    ix = jnp.round(jnp.asarray(tx, jnp.float32) * w).astype(jnp.int32)
+    iy = jnp.round(jnp.asarray(ty, jnp.float32) * h).astype(jnp.int32)
+    mask = _axis_mask(h, iy, h + iy, 1) & _axis_mask(w, ix, w + ix, 2)
+    shifted = jnp.roll(x, (iy, ix), axis=(1, 2))
+    mask = jnp.broadcast_to(mask, x.shape).astype(x.dtype)
+    return shifted * mask, mask
+
+
+def _lanczos_shift(x: jax.Array, shift: jax.Array, axis: int, a: int) -> jax.Array:
+    # out[j] = sum_u x[j - floor(shift) - u] * h(u - frac(shift)), u in [1 - a, a], x zero outside,
+    # h(v) = sinc(v) sinc(v / a) normalized to unit sum: the official separable Lanczos filter.
+    size = x.shape[axis]
+    whole = jnp.floor(shift)
+    frac = shift - whole
+    taps = np.arange(2 * a) - (a - 1)
+    v = taps.astype(np.float32) - frac
+    h = sinc(v) * sinc(v / a)
+    h = h / jnp.sum(h)
+    j = jnp.arange(size)
+    out = jnp.zeros_like(x)
+    for k, u in enumerate(taps):
+        src = j - whole.astype(jnp.int32) - int(u)
+        valid = _broadcast_axis((src >= 0) & (src < size), axis)
+        out = out + jnp.take(x, jnp.clip(src, 0, size - 1), axis=axis) * valid * h[k]
+    return out
+
+
+def fractional_translation(x: jax.Array, tx: jax.Array | float, ty: jax.Array | float,
+                           a: int = 3) -> tuple[jax.Array, jax.Array]:
+    """Translates by (tx * W, ty * H) pixels with a separable Lanczos-a filter (operator T_x of E.2)."""
+    _, h, w, _ = x.shape
+    sx = jnp.asarray(tx, jnp.float32) * w
+    sy = jnp.asarray(ty, jnp.float32) * h
+    z = _lanczos_shift(_lanczos_shift(x, sx, 2, a), sy, 1, a)
+    ix, iy = jnp.floor(sx).astype(jnp.int32), jnp.floor(sy).astype(jnp.int32)
+    mask = _axis_mask(h, iy + a, h + iy - (a - 1), 1) & _axis_mask(w, ix + a, w + ix - (a - 1), 2)
+    return z, jnp.broadcast_to(mask, x.shape).astype(x.dtype)
+
+
+def affine_bandlimit_filter(mat: jax.Array, a: int = 3, amax: int = 16, aflt: int = 64, up: int = 4,
+                            cutoff_in: float = 1, cutoff_out: float = 1) -> jax.Array:
+    """Oriented low-pass filter [2 amax up - 1]^2 bandlimiting both the input and the output of `mat`."""
+    if not a <= amax < aflt:
+        raise ValueError(f"need a <= amax < aflt, got a={a}, amax={amax}, aflt={aflt}")
+    mat = jnp.asarray(mat, jnp.float32)
+    taps = jnp.roll((jnp.arange(aflt * up * 2 - 1, dtype=jnp.float32) + 1) / up - aflt, 1 - aflt * up)
+    yi, xi = jnp.meshgrid(taps, taps, indexing="ij")
+    xo = xi * mat[0, 0] + yi * mat[0, 1]
+    yo = xi * mat[1, 0] + yi * mat[1, 1]
+
+    def circular_convolution(p: jax.Array, q: jax.Array) -> jax.Array:
+        return jnp.real(jnp.fft.ifftn(jnp.fft.fftn(p) * jnp.fft.fftn(q)))
+
+    f = circular_convolution(sinc(xi * cutoff_in) * sinc(yi * cutoff_in),
+                             sinc(xo * cutoff_out) * sinc(yo * cutoff_out))
+    window = circular_convolution(lanczos_window(xi, a) * lanczos_window(yi, a),
+                                  lanczos_window(xo, a) * lanczos_window(yo, a))
+    f = f * window
+    c = (aflt - amax) * up
+    f = jnp.roll(f, (aflt * up - 1, aflt * up - 1), axis=(0, 1))[c:-c, c:-c]
+    f = jnp.pad(f, ((0, 1), (0, 1))).reshape(amax * 2, up, amax * 2, up)
+    f = f / jnp.sum(f, axis=(0, 2), keepdims=True) / up ** 2
+    return f.reshape(amax * 2 * up, amax * 2 * up)[:-1, :-1]
+
+
+def _convolve(x: jax.Array, f: jax.Array, up: int, pad: tuple[int, int]) -> jax.Array:
+    # Zero-insertion upsampling by `up`, zero padding (pad[0] before, pad[1] after) and a true 2D
+    # convolution with f, applied to every channel alike.
+    n, h, w, c = x.shape
+    planes = x.transpose(0, 3, 1, 2).reshape(n * c, h, w, 1)
+    kernel = jnp.flip(f, (0, 1)).astype(x.dtype)[:, :, None, None]
+    padding = ((pad[0], pad[1] + up - 1),) * 2
+    y = jax.lax.conv_general_dilated(planes, kernel, (1, 1), padding, lhs_dilation=(up, up),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                     precision=jax.lax.Precision.HIGHEST)
+    return y.reshape(n, c, *y.shape[1:3]).transpose(0, 2, 3, 1)
+
+
+def _affine_grid(theta: jax.Array, h: int, w: int) -> tuple[jax.Array, jax.Array]:
+    # Normalized sampling coordinates of an h x w output (align_corners=False pixel centres).
+    xs = (2 * jnp.arange(w, dtype=jnp.float32) + 1) / w - 1
+    ys = (2 * jnp.arange(h, dtype=jnp.float32) + 1) / h - 1
+    gx = theta[0, 0] * xs[None, :] + theta[0, 1] * ys[:, None] + theta[0, 2]
+    gy = theta[1, 0] * xs[None, :] + theta[1, 1] * ys[:, None] + theta[1, 2]
+    return gx, gy
+
+
+def _bilinear_sample(y: jax.Array, sx: jax.Array, sy: jax.Array) -> jax.Array:
+    # Bilinear sampling of NHWC y at pixel coordinates (sx, sy) [H, W]; outside taps read zero.
+    _, hy, wy, _ = y.shape
+    x0, y0 = jnp.floor(sx), jnp.floor(sy)
+    out = 0
+    for dy in (0, 1):
+        for dx in (0, 1):
+            xi, yi = x0 + dx, y0 + dy
+            weight = (1 - jnp.abs(sx - xi)) * (1 - jnp.abs(sy - yi))
+            valid = (xi >= 0) & (xi < wy) & (yi >= 0) & (yi < hy)
+            tap = y[:, jnp.clip(yi, 0, hy - 1).astype(jnp.int32), jnp.clip(xi, 0, wy - 1).astype(jnp.int32), :]
+            out = out + tap * jnp.where(valid, weight, 0)[None, :, :, None]
+    return out
+
+
+def affine_transformation(x: jax.Array, mat: jax.Array, up: int = 4, **filter_kwargs) -> tuple[jax.Array, jax.Array]:
+    """Resamples images under the 2D affine `mat` (3x3): bandlimited upsampling, then bilinear lookup."""
+    _, h, w, _ = x.shape
+    f = affine_bandlimit_filter(mat, up=up, **filter_kwargs)
+    p = f.shape[0] // 2
+    theta = jnp.linalg.inv(jnp.asarray(mat, jnp.float32))
+    theta = theta.at[:2, 2].multiply(2)
+    theta = theta.at[0, 2].add(1 / up / w).at[1, 2].add(1 / up / h)
+    theta = theta.at[0, :].multiply(w / (w + p / up * 2)).at[1, :].multiply(h / (h + p / up * 2))
+    fw = f.shape[0]
+    y = _convolve(x, f * up ** 2, up, (p + (fw + up - 1) // 2, p + (fw - up) // 2))
+    _, hy, wy, _ = y.shape
+    gx, gy = _affine_grid(theta, h, w)
+    sx, sy = ((gx + 1) * wy - 1) / 2, ((gy + 1) * hy - 1) / 2
+    z = _bilinear_sample(y, sx, sy)
+    # The official mask is a box of ones (c pixels in from the border of y) sampled with nearest lookup.
+    c = p * 2 + 1
+    nx, ny = jnp.round(sx), jnp.round(sy)
+    mask = (nx >= c) & (nx < wy - c) & (ny >= c) & (ny < hy - c)
+    return z, jnp.broadcast_to(mask[None, :, :, None], x.shape).astype(x.dtype)
+
+
+def fractional_rotation(x: jax.Array, angle: jax.Array | float, a: int = 3,
+                        **filter_kwargs) -> tuple[jax.Array, jax.Array]:
+    """Rotates images by `angle` with bandlimited resampling (operator R_alpha of E.3)."""
+    return affine_transformation(x, rotation_matrix(angle), a=a, amax=a * 2, **filter_kwargs)
+
+
+def fractional_pseudo_rotation(x: jax.Array, angle: jax.Array | float, a: int = 3,
+                               **filter_kwargs) -> tuple[jax.Array, jax.Array]:
+    """Filters images as a rotation by `angle` would, without rotating them (operator R*_alpha of E.3)."""
+    f = affine_bandlimit_filter(rotation_matrix(-jnp.asarray(angle, jnp.float32)), a=a, amax=a * 2, up=1,
+                                **filter_kwargs)
+    c = f.shape[0] // 2
+    y = _convolve(x, f, 1, (c, c))
+    _, h, w, _ = x.shape
+    mask = _axis_mask(h, c, h - c, 1) & _axis_mask(w, c, w - c, 2)
+    return y, jnp.broadcast_to(mask, x.shape).astype(x.dtype)

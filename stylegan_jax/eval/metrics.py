@@ -1,0 +1,180 @@
+"""Registry of the StyleGAN papers' metrics under their official names, and `run_metrics` to compute them."""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+import pathlib
+import time
+from typing import Any, Callable, Iterator, Sequence
+
+import jax
+import numpy as np
+
+from stylegan_jax.eval import feature_nets
+from stylegan_jax.eval.equivariance import equivariance_psnr
+from stylegan_jax.eval.feature_nets import FeatureNet
+from stylegan_jax.eval.feature_stats import FeatureStats, compute_feature_stats
+from stylegan_jax.eval.frechet import frechet_distance
+from stylegan_jax.eval.inception_score import inception_score
+from stylegan_jax.eval.kid import kernel_distance
+from stylegan_jax.eval.lpips import lpips_vgg16
+from stylegan_jax.eval.ppl import ppl_distances
+from stylegan_jax.eval.ppl_math import trimmed_mean
+from stylegan_jax.eval.precision_recall import precision_recall
+from stylegan_jax.eval.sampling import latents_and_labels
+from stylegan_jax.eval.sources import Generator, RealImages
+from stylegan_jax.eval.stats_cache import cached_stats, default_cache_dir
+from stylegan_jax.images import to_uint8
+
+
+@dataclasses.dataclass
+class MetricOptions:
+    """Everything a metric may use. Only `generator` is always needed; most metrics also need `real`.
+
+    `feature_net` replaces the Inception pool3 network of FID/KID/PR; `pr_feature_net` gives PR its
+    official VGG16 features (then its results carry the official names; without it PR runs on
+    Inception features and is labelled `*_inception_*`). `cache_dir=None` disables the statistics cache.
+    """
+
+    generator: Generator
+    real: RealImages | None = None
+    seed: int = 0
+    batch_size: int = 64
+    cache_dir: pathlib.Path | None = dataclasses.field(default_factory=default_cache_dir)
+    inception_weights: str | os.PathLike | None = None
+    lpips_weights: str | os.PathLike | None = None
+    feature_net: FeatureNet | None = None
+    pr_feature_net: FeatureNet | None = None
+
+    def pool3_net(self) -> FeatureNet:
+        """The feature network of FID/KID (and PR without VGG16 features)."""
+        if self.feature_net is not None:
+            return self.feature_net
+        return feature_nets.inception_pool3(self.inception_weights, self.batch_size)
+
+    def labels(self) -> np.ndarray | None:
+        """The dataset labels that conditional generators are sampled with."""
+        return None if self.real is None else self.real.labels
+
+
+def _real_stats(opts: MetricOptions, net: FeatureNet, max_items: int | None, dataset_xflip: bool,
+                **capture: bool) -> FeatureStats:
+    if opts.real is None:
+        raise ValueError("this metric compares with real images: give MetricOptions.real")
+    real = opts.real
+    xflip = real.xflip if dataset_xflip else False
+    key = dict(dataset=real.identity, resolution=real.resolution, xflip=xflip, feature_net=net.name,
+               max_items=max_items, **capture)
+    return cached_stats(opts.cache_dir, key, lambda: compute_feature_stats(
+        net, real.batches(xflip), FeatureStats(max_items=max_items, **capture)))
+
+
+def _generated_batches(opts: MetricOptions) -> Iterator[np.ndarray]:
+    gen = opts.generator
+    key = jax.random.key(opts.seed)
+    while True:
+        key, sub = jax.random.split(key)
+        z, c = latents_and_labels(sub, gen.z_dim, gen.c_dim, opts.labels(), opts.batch_size)
+        yield np.asarray(to_uint8(gen.generate(z, c)))
+
+
+def _generated_stats(opts: MetricOptions, net: FeatureNet, num: int, **capture: bool) -> FeatureStats:
+    return compute_feature_stats(net, _generated_batches(opts), FeatureStats(max_items=num, **capture))
+
+
+def _fid(opts: MetricOptions, *, name: str, num_gen: int, max_real: int | None, dataset_xflip: bool) -> dict:
+    net = opts.pool3_net()
+    mu_real, sigma_real = _real_stats(opts, net, max_real, dataset_xflip, capture_mean_cov=True).mean_cov()
+    mu_gen, sigma_gen = _generated_stats(opts, net, num_gen, capture_mean_cov=True).mean_cov()
+    return {name: frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}
+
+
+def _kid(opts: MetricOptions, *, name: str, num_gen: int, max_real: int, dataset_xflip: bool) -> dict:
+    net = opts.pool3_net()
+    real = _real_stats(opts, net, max_real, dataset_xflip, capture_all=True).all_features()
+    gen = _generated_stats(opts, net, num_gen, capture_all=True).all_features()
+    return {name: kernel_distance(real, gen, num_subsets=100, max_subset_size=1000,
+                                  rng=np.random.default_rng(opts.seed))}
+
+
+def _pr(opts: MetricOptions, *, name: str, num_gen: int, max_real: int, dataset_xflip: bool) -> dict:
+    net = opts.pr_feature_net or opts.pool3_net()
+    label = name if opts.pr_feature_net is not None else f"{name}_inception"
+    real = _real_stats(opts, net, max_real, dataset_xflip, capture_all=True).all_features()
+    gen = _generated_stats(opts, net, num_gen, capture_all=True).all_features()
+    precision, recall = precision_recall(real, gen, nhood_size=3)
+    return {f"{label}_precision": precision, f"{label}_recall": recall}
+
+
+def _is(opts: MetricOptions, *, name: str, num_gen: int) -> dict:
+    net = feature_nets.inception_probabilities(opts.inception_weights, opts.batch_size)
+    mean, std = inception_score(_generated_stats(opts, net, num_gen, capture_all=True).all_features(), 10)
+    return {f"{name}_mean": mean, f"{name}_std": std}
+
+
+def _ppl(opts: MetricOptions, *, name: str, num_samples: int) -> dict:
+    gen = opts.generator
+    if gen.mapping is None or gen.synthesis is None:
+        raise ValueError(f"{name} needs Generator.mapping and Generator.synthesis")
+    dist = ppl_distances(gen.mapping, gen.synthesis, lpips_vgg16(opts.lpips_weights), gen.z_dim, gen.c_dim,
+                         num_samples, jax.random.key(opts.seed), opts.labels(), epsilon=1e-4, space="w",
+                         sampling="end", crop=False, batch_size=2)
+    return {name: trimmed_mean(dist)}
+
+
+def _eq(opts: MetricOptions, *, name: str, kind: str, num_samples: int) -> dict:
+    gen = opts.generator
+    if gen.render is None:
+        raise ValueError(f"{name} needs Generator.render(z, c, transform): a generator with a transformable input")
+    return {name: equivariance_psnr(gen.render, gen.z_dim, gen.c_dim, kind, num_samples,
+                                    jax.random.key(opts.seed), opts.labels(), batch_size=4)}
+
+
+MetricFn = Callable[[MetricOptions], dict[str, float]]
+
+
+def _build_registry() -> dict[str, MetricFn]:
+    registry: dict[str, MetricFn] = {}
+
+    def add(name: str, fn: Callable[..., dict], **kwargs: Any) -> None:
+        registry[name] = functools.partial(fn, name=name, **kwargs)
+
+    for size, num in (("50k", 50_000), ("10k", 10_000), ("5k", 5_000), ("1k", 1_000)):
+        add(f"fid{size}_full", _fid, num_gen=num, max_real=None, dataset_xflip=False)
+        add(f"kid{size}_full", _kid, num_gen=num, max_real=1_000_000, dataset_xflip=False)
+        add(f"pr{size}3_full", _pr, num_gen=num, max_real=200_000, dataset_xflip=False)
+        add(f"is{size}", _is, num_gen=num)
+        add(f"eqt{size}_int", _eq, kind="int", num_samples=num)
+        add(f"eqt{size}_frac", _eq, kind="frac", num_samples=num)
+        add(f"eqr{size}", _eq, kind="rot", num_samples=num)
+    add("ppl2_wend", _ppl, num_samples=50_000)
+    # Legacy metrics: at most 50k real images, with the dataset's own x-flip setting.
+    add("fid50k", _fid, num_gen=50_000, max_real=50_000, dataset_xflip=True)
+    add("kid50k", _kid, num_gen=50_000, max_real=50_000, dataset_xflip=True)
+    add("pr50k3", _pr, num_gen=50_000, max_real=50_000, dataset_xflip=True)
+    return registry
+
+
+METRICS: dict[str, MetricFn] = _build_registry()
+
+
+def run_metrics(metric_names: Sequence[str], options: MetricOptions) -> list[dict]:
+    """Computes the named metrics; returns one record per metric: {metric, results, total_time, num_devices}."""
+    unknown = [name for name in metric_names if name not in METRICS]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}; valid: {', '.join(sorted(METRICS))}")
+    records = []
+    for name in metric_names:
+        start = time.time()
+        results = METRICS[name](options)
+        records.append(dict(metric=name, results=results, total_time=time.time() - start,
+                            num_devices=jax.device_count()))
+    return records
+
+
+def append_jsonl(record: dict, path: str | os.PathLike) -> None:
+    """Appends `record` plus a timestamp as one JSON line to `path`."""
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(dict(record, timestamp=time.time())) + "\n")

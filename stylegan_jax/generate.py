@@ -1,0 +1,95 @@
+"""Generates images from a generator, like the official gen_images.py.
+
+    python -m stylegan_jax.generate --network=PATH --seeds=0-15 --trunc=0.7 --outdir=out [--grid]
+
+writes out/seedNNNN.png per seed (and out/grid.png with --grid); --projected-w=FILE renders the
+ws of a projection (projected_w.npz) to out/projNN.png instead.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+from typing import Sequence
+
+import numpy as np
+
+from stylegan_jax.sampling import cli
+from stylegan_jax.images import image_grid, save_image
+from stylegan_jax.sampling.image_io import grid_shape, save_seed_images
+from stylegan_jax.sampling.parsing import parse_grid, parse_seeds, parse_vec2
+from stylegan_jax.sampling.render import DEFAULT_BATCH_SIZE, generate_images
+
+AUTO_GRID = "auto"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags (official gen_images.py spellings, plus a few)."""
+    parser = cli.new_parser("generate", "Generate images using a pretrained generator.")
+    parser.add_argument("--seeds", type=cli.arg_type(parse_seeds, "seeds"), help="seeds, e.g. '0,1,4-6'")
+    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=1.0, help="truncation psi (default: 1)")
+    parser.add_argument("--trunc-cutoff", dest="truncation_cutoff", type=int,
+                        help="truncate only the first N ws (default: all)")
+    parser.add_argument("--class", dest="class_idx", type=int, help="class label (conditional networks only)")
+    cli.add_noise_mode(parser)
+    parser.add_argument("--translate", type=cli.arg_type(parse_vec2, "vec2"), default=(0.0, 0.0), metavar="VEC2",
+                        help="translate XY-coordinate, e.g. '0.3,1' (StyleGAN3 only)")
+    parser.add_argument("--rotate", type=float, default=0.0, metavar="ANGLE",
+                        help="rotation angle in degrees (StyleGAN3 only)")
+    parser.add_argument("--projected-w", metavar="FILE", help="render the ws 'w' [N, num_ws, w_dim] of this .npz")
+    parser.add_argument("--grid", nargs="?", const=AUTO_GRID, metavar="WxH",
+                        type=cli.arg_type(lambda text: text if text == AUTO_GRID else parse_grid(text), "grid"),
+                        help="also write grid.png (default layout: near-square)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per device batch")
+    parser.add_argument("--outdir", required=True, metavar="DIR", help="where to save the output images")
+    return parser
+
+
+def _read_projected_ws(path: str) -> np.ndarray:
+    try:
+        with np.load(path) as data:
+            return data["w"]
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"{path!r} is not a projection result with a 'w' array: {e}") from e
+
+
+def _grid_size(grid: str | tuple[int, int] | None, count: int) -> tuple[int, int] | None:
+    size = grid_shape(count) if grid == AUTO_GRID else grid
+    if size is not None and size[0] * size[1] < count:
+        raise ValueError(f"{count} images do not fit a {size[0]}x{size[1]} grid")
+    return size
+
+
+def generate(args: argparse.Namespace) -> None:
+    """Runs the command."""
+    if args.projected_w is None and args.seeds is None:
+        raise ValueError("give --seeds (or --projected-w)")
+    G, variables = cli.load_network(args)
+    outdir = pathlib.Path(args.outdir)
+    render = dict(noise_mode=args.noise_mode, translate=args.translate, rotate=args.rotate,
+                  batch_size=args.batch_size)
+    if args.projected_w is not None:
+        ws = _read_projected_ws(args.projected_w)
+        grid = _grid_size(args.grid, len(ws))
+        images = generate_images(G, variables, ws=ws, **render)
+        outdir.mkdir(parents=True, exist_ok=True)
+        for idx, image in enumerate(images):
+            save_image(image, outdir / f"proj{idx:02d}.png")
+    else:
+        grid = _grid_size(args.grid, len(args.seeds))
+        print(f"Generating {len(args.seeds)} images...")
+        images = generate_images(G, variables, args.seeds, truncation_psi=args.truncation_psi,
+                                 truncation_cutoff=args.truncation_cutoff, class_idx=args.class_idx, **render)
+        save_seed_images(outdir, args.seeds, images)
+    if grid is not None:
+        save_image(image_grid(images, *grid), outdir / "grid.png")
+    print(f"Wrote {len(images)} images to {outdir}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    return cli.run(build_parser(), generate, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""StyleGAN3 (alias-free) generator: Fourier-feature input, filtered synthesis layers, mapping.
+
+Module and variable names mirror the official state dict ('synthesis.L4_52_32.weight',
+'synthesis.input.freqs', 'mapping.w_avg', ...) and arrays keep the official layouts (OIHW
+conv weights, [out, in] dense weights); images are NHWC.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax.core import FrozenDict
+
+from stylegan_jax.networks.layers import BUFFERS, FullyConnectedLayer, GeneratorBase, MappingNetwork
+from stylegan_jax.ops.filter_design import design_lowpass_filter
+from stylegan_jax.ops.filtered_lrelu import filtered_lrelu
+from stylegan_jax.ops.modulated_conv2d_sg3 import modulated_conv2d
+
+NOISE_MODES = ("random", "const", "none")
+
+
+def layer_schedule(img_resolution: int, img_channels: int, channel_base: float, channel_max: int,
+                   num_layers: int, num_critical: int, first_cutoff: float, first_stopband: float,
+                   last_stopband_rel: float, margin_size: int) -> dict[str, np.ndarray]:
+    """Per-layer cutoffs, stopbands, sampling rates, half-widths, sizes and channel counts of the
+    num_layers + 1 synthesis layers (index 0 also describes the Fourier-feature input).
+
+    Cutoffs and stopbands progress geometrically from the first layer to the last num_critical
+    layers, which are critically sampled at the image resolution.
+    """
+    if num_layers <= num_critical or num_critical < 0:
+        raise ValueError(f"need 0 <= num_critical < num_layers, got num_critical={num_critical}, "
+                         f"num_layers={num_layers}")
+    last_cutoff = img_resolution / 2
+    last_stopband = last_cutoff * last_stopband_rel
+    exponents = np.minimum(np.arange(num_layers + 1) / (num_layers - num_critical), 1)
+    cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** exponents
+    stopbands = first_stopband * (last_stopband / first_stopband) ** exponents
+    sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))
+    half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
+    sizes = sampling_rates + margin_size * 2
+    sizes[-2:] = img_resolution
+    channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
+    channels[-1] = img_channels
+    return dict(cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates,
+                half_widths=half_widths, sizes=sizes, channels=channels)
+
+
+def _integer_ratio(numerator: float, denominator: float, what: str) -> int:
+    ratio = int(np.rint(numerator / denominator))
+    if denominator * ratio != numerator:
+        raise ValueError(f"{what} factor {numerator}/{denominator} is not an integer")
+    return ratio
+
+
+class SynthesisInput(nn.Module):
+    """Fourier features of `channels` random frequencies within `bandwidth`, rotated and translated
+    per sample by an affine function of w, sampled on a `size` x `size` grid, then mixed linearly."""
+
+    w_dim: int
+    channels: int
+    size: int
+    sampling_rate: float
+    bandwidth: float
+
+    def _init_frequencies(self) -> jax.Array:
+        # Uniform over the disc of radius `bandwidth`: a Gaussian sample's direction, its squared norm
+        # (exponentially distributed) mapped to the radius exp(-norm^2 / 4), whose square is uniform.
+        freqs = jax.random.normal(self.make_rng("params"), (self.channels, 2))
+        radii = jnp.linalg.norm(freqs, axis=1, keepdims=True)
+        return freqs / (radii * jnp.exp(jnp.square(radii)) ** 0.25) * self.bandwidth
+
+    @nn.compact
+    def __call__(self, w: jax.Array, transform: jax.Array | None = None) -> jax.Array:
+        n = w.shape[0]
+        weight = self.param("weight", nn.initializers.normal(1.0), (self.channels, self.channels))
+        stored_transform = self.variable(BUFFERS, "transform", lambda: jnp.eye(3, dtype=jnp.float32))
+        freqs = self.variable(BUFFERS, "freqs", self._init_frequencies).value
+        phases = self.variable(BUFFERS, "phases", lambda: jax.random.uniform(
+            self.make_rng("params"), (self.channels,)) - 0.5).value
+        transform = stored_transform.value if transform is None else jnp.asarray(transform, jnp.float32)
+        if transform.shape not in ((3, 3), (n, 3, 3)):
+            raise ValueError(f"transform must be [3, 3] or [{n}, 3, 3], got {transform.shape}")
+
+        # Per-sample rotation (r_c, r_s) and translation (t_x, t_y), both inverse w.r.t. the image.
+        t = FullyConnectedLayer(self.w_dim, 4, weight_init=0, bias_init=(1, 0, 0, 0), name="affine")(w)
+        t = t / jnp.linalg.norm(t[:, :2], axis=1, keepdims=True)
+        cos, sin, tx, ty = t[:, 0], t[:, 1], t[:, 2], t[:, 3]
+        zero, one = jnp.zeros_like(cos), jnp.ones_like(cos)
+        rotation = jnp.stack([jnp.stack([cos, -sin, zero], -1), jnp.stack([sin, cos, zero], -1),
+                              jnp.stack([zero, zero, one], -1)], axis=1)
+        translation = jnp.stack([jnp.stack([one, zero, -tx], -1), jnp.stack([zero, one, -ty], -1),
+                                 jnp.stack([zero, zero, one], -1)], axis=1)
+        transforms = rotation @ translation @ transform  # [N, 3, 3]
+
+        phases = phases + (freqs @ transforms[:, :2, 2:])[..., 0]  # [N, C]
+        freqs = freqs @ transforms[:, :2, :2]  # [N, C, 2]
+        # Fade out frequencies that the user transform pushed beyond the band.
+        amplitudes = jnp.clip(1 - (jnp.linalg.norm(freqs, axis=2) - self.bandwidth)
+                              / (self.sampling_rate / 2 - self.bandwidth), 0, 1)
+
+        # Pixel centres in the input's units (the extent of the image is size / sampling_rate).
+        grid = jnp.asarray((np.arange(self.size) + 0.5 - self.size / 2) / self.sampling_rate, jnp.float32)
+        x = (grid[None, None, :, None] * freqs[:, None, None, :, 0]
+             + grid[None, :, None, None] * freqs[:, None, None, :, 1]
+             + phases[:, None, None, :])
+        x = jnp.sin(x * np.float32(2 * np.pi)) * amplitudes[:, None, None, :]
+        return x @ (weight * np.float32(1 / np.sqrt(self.channels))).T
+
+
+class SynthesisLayer(nn.Module):
+    """Modulated conv followed by filtered leaky ReLU between the input and output sampling grids
+    (or, with `is_torgb`, a 1x1 unnormalised modulated conv plus bias), tracking input magnitude."""
+
+    w_dim: int
+    is_torgb: bool
+    is_critically_sampled: bool
+    use_fp16: bool
+    in_channels: int
+    out_channels: int
+    in_size: int
+    out_size: int
+    in_sampling_rate: float
+    out_sampling_rate: float
+    in_cutoff: float
+    out_cutoff: float
+    in_half_width: float
+    out_half_width: float
+    conv_kernel: int = 3
+    filter_size: int = 6
+    lrelu_upsampling: int = 2
+    use_radial_filters: bool = False
+    conv_clamp: float | None = 256
+    magnitude_ema_beta: float = 0.999
+    compute_dtype: Any = None  # dtype of the layer when use_fp16 (None: float32 everywhere)
+
+    def _filter_buffer(self, name: str, numtaps: int, cutoff: float, width: float, fs: float,
+                       radial: bool = False) -> jax.Array | None:
+        """The designed low-pass filter as a buffer; no buffer for the identity (one tap)."""
+        if numtaps == 1:
+            return None
+        return self.variable(BUFFERS, name, lambda: jnp.asarray(
+            design_lowpass_filter(numtaps, cutoff, width, fs, radial=radial))).value
+
+    @nn.compact
+    def __call__(self, x: jax.Array, w: jax.Array, update_emas: bool = False) -> jax.Array:
+        kernel = 1 if self.is_torgb else self.conv_kernel
+        expected = (x.shape[0], self.in_size, self.in_size, self.in_channels)
+        if x.shape != expected or w.shape != (x.shape[0], self.w_dim):
+            raise ValueError(f"{self.name}: expected x {expected} and w {(x.shape[0], self.w_dim)}, "
+                             f"got {x.shape} and {w.shape}")
+        dtype = jnp.dtype(self.compute_dtype if self.use_fp16 and self.compute_dtype is not None
+                          else jnp.float32)
+
+        # Resampling around the leaky ReLU, which runs at the temporary (higher) rate.
+        tmp_rate = (max(self.in_sampling_rate, self.out_sampling_rate)
+                    * (1 if self.is_torgb else self.lrelu_upsampling))
+        up = _integer_ratio(tmp_rate, self.in_sampling_rate, "upsampling")
+        down = _integer_ratio(tmp_rate, self.out_sampling_rate, "downsampling")
+        up_taps = self.filter_size * up if up > 1 and not self.is_torgb else 1
+        down_taps = self.filter_size * down if down > 1 and not self.is_torgb else 1
+        up_filter = self._filter_buffer(
+            "up_filter", up_taps, self.in_cutoff, self.in_half_width * 2, tmp_rate)
+        down_filter = self._filter_buffer(
+            "down_filter", down_taps, self.out_cutoff, self.out_half_width * 2, tmp_rate,
+            radial=self.use_radial_filters and not self.is_critically_sampled)
+        pad_total = ((self.out_size - 1) * down + 1 - (self.in_size + kernel - 1) * up
+                     + up_taps + down_taps - 2)
+        pad_lo = (pad_total + up) // 2  # symmetric interpretation of the sample locations
+        pad_hi = pad_total - pad_lo
+
+        magnitude_ema = self.variable(BUFFERS, "magnitude_ema", lambda: jnp.ones([], jnp.float32))
+        if update_emas and self.is_mutable_collection(BUFFERS):
+            magnitude = jnp.mean(jnp.square(jax.lax.stop_gradient(x).astype(jnp.float32)))
+            magnitude_ema.value = magnitude + (magnitude_ema.value - magnitude) * self.magnitude_ema_beta
+        input_gain = jax.lax.rsqrt(magnitude_ema.value)
+
+        styles = FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1, name="affine")(w)
+        if self.is_torgb:
+            styles = styles * np.float32(1 / np.sqrt(self.in_channels * kernel ** 2))
+        weight = self.param("weight", nn.initializers.normal(1.0),
+                            (self.out_channels, self.in_channels, kernel, kernel))
+        bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
+
+        x = modulated_conv2d(x.astype(dtype), weight, styles, demodulate=not self.is_torgb,
+                             padding=kernel - 1, input_gain=input_gain)
+        return filtered_lrelu(x, up_filter, down_filter, bias.astype(dtype), up=up, down=down,
+                              padding=[pad_lo, pad_hi, pad_lo, pad_hi],
+                              gain=1.0 if self.is_torgb else float(np.sqrt(2)),
+                              slope=1.0 if self.is_torgb else 0.2, clamp=self.conv_clamp)
+
+
+class SynthesisNetwork(nn.Module):
+    """Maps ws [N, num_layers + 2, w_dim] to NHWC images: Fourier input, num_layers filtered
+    layers named 'L{idx}_{size}_{channels}', and a final ToRGB layer, scaled by output_scale."""
+
+    w_dim: int
+    img_resolution: int
+    img_channels: int
+    channel_base: float = 32768
+    channel_max: int = 512
+    num_layers: int = 14
+    num_critical: int = 2
+    first_cutoff: float = 2
+    first_stopband: float = 2 ** 2.1
+    last_stopband_rel: float = 2 ** 0.3
+    margin_size: int = 10
+    output_scale: float = 0.25
+    num_fp16_res: int = 4
+    conv_kernel: int = 3
+    filter_size: int = 6
+    lrelu_upsampling: int = 2
+    use_radial_filters: bool = False
+    conv_clamp: float | None = 256
+    magnitude_ema_beta: float = 0.999
+    compute_dtype: Any = None  # dtype of the num_fp16_res highest-resolution layers (None: float32)
+
+    @property
+    def num_ws(self) -> int:
+        """Number of w vectors consumed: the input, num_layers layers and the ToRGB layer."""
+        return self.num_layers + 2
+
+    @nn.compact
+    def __call__(self, ws: jax.Array, update_emas: bool = False,
+                 transform: jax.Array | None = None) -> jax.Array:
+        if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
+            raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {ws.shape}")
+        s = layer_schedule(self.img_resolution, self.img_channels, self.channel_base, self.channel_max,
+                           self.num_layers, self.num_critical, self.first_cutoff, self.first_stopband,
+                           self.last_stopband_rel, self.margin_size)
+        rates, channels, sizes = s["sampling_rates"], s["channels"], s["sizes"]
+        ws = ws.astype(jnp.float32)
+        x = SynthesisInput(self.w_dim, int(channels[0]), int(sizes[0]), rates[0], s["cutoffs"][0],
+                           name="input")(ws[:, 0], transform)
+        for idx in range(self.num_layers + 1):
+            prev = max(idx - 1, 0)
+            layer = SynthesisLayer(
+                w_dim=self.w_dim, is_torgb=idx == self.num_layers,
+                is_critically_sampled=idx >= self.num_layers - self.num_critical,
+                use_fp16=bool(rates[idx] * 2 ** self.num_fp16_res > self.img_resolution),
+                in_channels=int(channels[prev]), out_channels=int(channels[idx]),
+                in_size=int(sizes[prev]), out_size=int(sizes[idx]),
+                in_sampling_rate=int(rates[prev]), out_sampling_rate=int(rates[idx]),
+                in_cutoff=s["cutoffs"][prev], out_cutoff=s["cutoffs"][idx],
+                in_half_width=s["half_widths"][prev], out_half_width=s["half_widths"][idx],
+                conv_kernel=self.conv_kernel, filter_size=self.filter_size,
+                lrelu_upsampling=self.lrelu_upsampling, use_radial_filters=self.use_radial_filters,
+                conv_clamp=self.conv_clamp, magnitude_ema_beta=self.magnitude_ema_beta,
+                compute_dtype=self.compute_dtype, name=f"L{idx}_{int(sizes[idx])}_{int(channels[idx])}")
+            x = layer(x, ws[:, idx + 1], update_emas=update_emas)
+        if self.output_scale != 1:
+            x = x * jnp.asarray(self.output_scale, x.dtype)
+        return x.astype(jnp.float32)
+
+
+class Generator(GeneratorBase):
+    """StyleGAN3 generator: mapping network ('mapping') and synthesis network ('synthesis').
+
+    Fields mirror the official constructor, so Generator(**official_init_kwargs) builds the same
+    network; `compute_dtype` (e.g. jnp.bfloat16) is used in the num_fp16_res highest-resolution
+    layers, like the official float16 layers, while parameters stay float32.
+    """
+
+    z_dim: int
+    c_dim: int
+    w_dim: int
+    img_resolution: int
+    img_channels: int
+    mapping_kwargs: Mapping[str, Any] = FrozenDict()
+    channel_base: float = 32768
+    channel_max: int = 512
+    num_layers: int = 14
+    num_critical: int = 2
+    first_cutoff: float = 2
+    first_stopband: float = 2 ** 2.1
+    last_stopband_rel: float = 2 ** 0.3
+    margin_size: int = 10
+    output_scale: float = 0.25
+    num_fp16_res: int = 4
+    conv_kernel: int = 3
+    filter_size: int = 6
+    lrelu_upsampling: int = 2
+    use_radial_filters: bool = False
+    conv_clamp: float | None = 256
+    magnitude_ema_beta: float = 0.999
+    compute_dtype: Any = None
+
+    @property
+    def num_ws(self) -> int:
+        """Number of w vectors the synthesis network consumes."""
+        return self.num_layers + 2
+
+    def setup(self):
+        synthesis_fields = {f.name for f in dataclasses.fields(SynthesisNetwork)} - {"parent", "name"}
+        self.synthesis_network = SynthesisNetwork(
+            **{name: getattr(self, name) for name in synthesis_fields}, name="synthesis")
+        self.mapping_network = MappingNetwork(
+            z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
+            **{"num_layers": 2, **dict(self.mapping_kwargs)}, name="mapping")
+
+    def synthesis(self, ws: jax.Array, noise_mode: str = "const", update_emas: bool = False,
+                  transform: jax.Array | None = None) -> jax.Array:
+        """Renders NHWC float32 images from ws; `transform` (3x3) overrides the stored input transform."""
+        if noise_mode not in NOISE_MODES:
+            raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+        return self.synthesis_network(ws, update_emas=update_emas, transform=transform)
+
+    def __call__(self, z: jax.Array, c: jax.Array | None, truncation_psi: Any = 1.0,
+                 truncation_cutoff: int | None = None, noise_mode: str = "const",
+                 update_emas: bool = False, transform: jax.Array | None = None) -> jax.Array:
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
+                          update_emas=update_emas)
+        return self.synthesis(ws, noise_mode=noise_mode, update_emas=update_emas, transform=transform)

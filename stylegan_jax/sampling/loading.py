@@ -1,0 +1,62 @@
+"""Loading a generator from an official .pkl, our export (file or folder) or a training checkpoint folder."""
+from __future__ import annotations
+
+import os
+import pathlib
+import pickle
+
+import flax.linen as nn
+
+from stylegan_jax.convert import load_official_pickle
+from stylegan_jax.sampling.export_file import is_exported_folder, load_exported
+
+_PICKLE_PROTOCOL_2_PLUS = b"\x80"
+
+
+class GeneratorLoadError(ValueError):
+    """The path holds no generator that can be loaded; the message says why."""
+
+
+def load_generator(path: str | os.PathLike, step: int | None = None) -> tuple[nn.Module, dict]:
+    """(module, variables) of the generator at `path`.
+
+    A file is an official network pickle (its G_ema, else G) or an export file; a folder is an
+    export folder or a training workdir/checkpoint, of which `step` picks the step (default: latest).
+    """
+    path = pathlib.Path(path).expanduser()
+    if not path.exists():
+        raise GeneratorLoadError(f"{os.fspath(path)!r}: no such file or directory")
+    try:
+        if path.is_dir() and not is_exported_folder(path):
+            return _load_checkpoint(path, step)
+        if step is not None:
+            raise GeneratorLoadError(f"{os.fspath(path)!r}: a step applies to training checkpoint folders only")
+        if path.is_file() and _starts_with(path, _PICKLE_PROTOCOL_2_PLUS):
+            return _load_pickle(path)
+        return load_exported(path)
+    except GeneratorLoadError:
+        raise
+    except (ValueError, KeyError, OSError, pickle.UnpicklingError, EOFError) as e:
+        raise GeneratorLoadError(f"cannot load a generator from {os.fspath(path)!r}: {e}") from e
+
+
+def _starts_with(path: pathlib.Path, prefix: bytes) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(prefix)) == prefix
+
+
+def _load_pickle(path: pathlib.Path) -> tuple[nn.Module, dict]:
+    networks = load_official_pickle(path)
+    for key in ("G_ema", "G"):
+        if key in networks:
+            return networks[key]
+    raise GeneratorLoadError(f"{os.fspath(path)!r} holds no generator (only {sorted(networks)})")
+
+
+def _load_checkpoint(path: pathlib.Path, step: int | None) -> tuple[nn.Module, dict]:
+    try:
+        from stylegan_jax.checkpoint import load_generator as load_checkpoint
+    except ImportError as e:
+        raise GeneratorLoadError(f"{os.fspath(path)!r} is a folder but not a generator export, and training "
+                                 f"checkpoints cannot be read here ({e})") from e
+    return load_checkpoint(path, step=step)

@@ -1,0 +1,76 @@
+"""Config files and start-up validation of training configs."""
+import importlib.util
+import pathlib
+
+import pytest
+
+from stylegan_jax.training.config import default_config, network_specs, official_config, validate_config
+
+CONFIGS = pathlib.Path(__file__).resolve().parents[1] / "configs"
+
+
+def _load(name, *args):
+    spec = importlib.util.spec_from_file_location(name, CONFIGS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(*args)
+
+
+@pytest.mark.parametrize("name, arch", [("quickstart", "stylegan2"), ("utkface", "stylegan2"), ("ffhq", "stylegan2"),
+                                        ("ffhq_sg3t", "stylegan3-t"), ("ffhq_sg3r", "stylegan3-r")])
+def test_config_files_validate_and_give_official_networks(name, arch):
+    config = _load(name)
+    assert config.model.arch == arch
+    config.dataset.source, config.dataset.path = "digits", ""  # the data itself is not here
+    validate_config(config, num_devices=8)
+    (g_class, g_kwargs), (d_class, d_kwargs) = network_specs(config, c_dim=0, img_channels=3)
+    assert g_class.endswith("networks_stylegan2.Generator" if arch == "stylegan2" else "networks_stylegan3.Generator")
+    assert d_class == "training.networks_stylegan2.Discriminator"
+    assert g_kwargs["img_resolution"] == d_kwargs["img_resolution"] == config.dataset.resolution
+    if arch == "stylegan3-r":
+        assert g_kwargs["conv_kernel"] == 1 and g_kwargs["use_radial_filters"]
+        assert config.loss.blur_init_sigma == 10 and config.loss.blur_fade_kimg == 200
+
+
+def test_official_presets_follow_train_py():
+    sg2, sg3r = official_config("stylegan2", 32, 10.0), official_config("stylegan3-r", 64, 32.8)
+    assert (sg2.model.map_layers, sg2.loss.pl_weight, sg2.loss.style_mixing_prob, sg2.optimizer.g_lr) == (8, 2.0, 0.9, 0.002)
+    assert (sg3r.model.map_layers, sg3r.loss.pl_weight, sg3r.optimizer.g_lr) == (2, 0.0, 0.0025)
+    assert (sg3r.model.channel_base, sg3r.model.channel_max, sg3r.ema_kimg) == (65536, 1024, 20.0)
+    assert sg3r.loss.blur_fade_kimg == 400
+    with pytest.raises(ValueError, match="arch must be one of"):
+        official_config("stylegan4", 32, 1.0)
+
+
+def _digits_config(**changes):
+    config = default_config()
+    config.dataset.source = "digits"
+    for key, value in changes.items():
+        target = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return config
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(batch_size=12), "config.batch_size must be a positive multiple of the 8 devices"),
+    (dict(**{"dataset.resolution": 48}), "dataset.resolution"),
+    (dict(**{"model.arch": "stylegan4"}), "config.model.arch"),
+    (dict(**{"model.compute_dtype": "float16"}), "config.model.compute_dtype"),
+    (dict(**{"dataset.source": "folder", "dataset.path": "/no/such/folder"}), "dataset.path"),
+    (dict(**{"loss.d_reg_interval": 0}), "config.loss.d_reg_interval"),
+    (dict(**{"model.mbstd_group_size": 5}), "config.model.mbstd_group_size"),
+])
+def test_impossible_values_fail_naming_the_key(changes, message):
+    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+        validate_config(_digits_config(**changes), num_devices=8)
+
+
+def test_unknown_keys_are_named():
+    config = _digits_config()
+    config.model.widht = 3
+    config.typo = 1
+    with pytest.raises(ValueError, match=r"unknown config key\(s\): .*model\.widht"):
+        validate_config(config, num_devices=8)

@@ -1,0 +1,62 @@
+"""`python -m stylegan_jax.evaluate --metrics=... --network=... --data=...`: loading, sources, output."""
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+import stylegan_jax.eval
+from stylegan_jax import evaluate
+from stylegan_jax.sampling.export_file import export_generator
+from test_sampling_nets import sg2
+
+
+@pytest.fixture()
+def network_and_data(tmp_path):
+    G, variables = sg2()
+    network = export_generator(tmp_path / "G.msgpack", G, variables)
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    return G, str(network), str(data)
+
+
+def test_metrics_of_a_network_on_an_image_folder(network_and_data, tmp_path, monkeypatch):
+    G, network, data = network_and_data
+    seen = {}
+
+    def fake_run_metrics(names, options):
+        seen.update(names=names, options=options)
+        return [dict(metric=n, results={n: 1.5}, total_time=0.1) for n in names]
+
+    monkeypatch.setattr(stylegan_jax.eval, "run_metrics", fake_run_metrics)
+    out = tmp_path / "m.jsonl"
+    code = evaluate.main(["--metrics=fid50k_full,kid50k_full", f"--network={network}", f"--data={data}",
+                          f"--out={out}"])
+    assert code == 0
+    assert seen["names"] == ["fid50k_full", "kid50k_full"]
+    options = seen["options"]
+    images = options.generator.generate(jnp.zeros((2, G.z_dim)), jnp.zeros((2, 0)))
+    assert images.shape == (2, 16, 16, 3)
+    real = np.concatenate(list(options.real.batches(xflip=False)))
+    assert real.shape == (5, 16, 16, 3) and real.dtype == np.uint8  # resized to the generator's resolution
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["metric"] for r in records] == ["fid50k_full", "kid50k_full"]
+    assert records[0]["results"] == {"fid50k_full": 1.5} and records[0]["network"] == network
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metrics=fid50k_full"], "either --workdir"),
+    (["--metrics=fid50k_full", "--network={network}"], "needs --data"),
+    (["--metrics=nope", "--network={network}", "--data={data}"], "unknown metric"),
+    (["--metrics=fid50k_full", "--network={data}/missing.pkl", "--data={data}"], "no such file"),
+])
+def test_bad_input_is_a_one_line_error(network_and_data, argv, message, capsys, tmp_path):
+    _, network, data = network_and_data
+    argv = [a.format(network=network, data=data) for a in argv] + [f"--out={tmp_path / 'm.jsonl'}"]
+    assert evaluate.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
