@@ -13,13 +13,13 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import sys
 from typing import Sequence
 
 import numpy as np
 import PIL.Image
 
+from stylegan_jax import fileio
 from stylegan_jax.data._tf import tensorflow
 from stylegan_jax.data.config import TFRECORD_METADATA, DatasetConfigError, validate_dataset_config
 from stylegan_jax.data.image_set import ImageSet
@@ -40,19 +40,19 @@ def convert(source: str, dest: str, *, resolution: int, channels: int = 3, shard
             convert_channels: bool = False, max_images: int = 0) -> dict:
     """Writes the images of `source` as TFRecord shards plus metadata.json into `dest`; returns the metadata."""
     config = validate_dataset_config(dict(
-        source="folder" if os.path.isdir(source) else "zip", path=source, resolution=resolution, channels=channels,
+        source="folder" if fileio.isdir(source) else "zip", path=source, resolution=resolution, channels=channels,
         use_labels=use_labels, convert_channels=convert_channels, max_size=max_images))
     if shards < 0:
         raise ValueError(f"--shards must be >= 0, got {shards}")
-    if os.path.exists(os.path.join(dest, TFRECORD_METADATA)):
+    if fileio.exists(fileio.join(dest, TFRECORD_METADATA)):
         raise ValueError(f"--dest: {dest} already holds a dataset; choose another folder")
     images = ImageSet(config)
     num_shards = shards or -(-len(images) // IMAGES_PER_SHARD)
     names = [f"data-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
-    os.makedirs(dest, exist_ok=True)
+    fileio.makedirs(dest)
     written: list[int] = []
     with contextlib.ExitStack() as stack:
-        writers = [stack.enter_context(tensorflow().io.TFRecordWriter(os.path.join(dest, n))) for n in names]
+        writers = [stack.enter_context(tensorflow().io.TFRecordWriter(fileio.join(dest, n))) for n in names]
         for batch, positions in images.ordered_batches(64):
             for image, position in zip(batch, positions):
                 label = int(images.labels[position]) if use_labels else None
@@ -62,7 +62,7 @@ def convert(source: str, dest: str, *, resolution: int, channels: int = 3, shard
                     resolution=resolution, channels=channels, c_dim=images.c_dim,
                     labels=images.labels[written].tolist() if use_labels else None, shards=names,
                     bad_files=images.bad_files)
-    with open(os.path.join(dest, TFRECORD_METADATA), "w") as f:
+    with fileio.open_file(fileio.join(dest, TFRECORD_METADATA), "w") as f:
         json.dump(metadata, f)
     return metadata
 

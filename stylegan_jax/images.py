@@ -8,6 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from stylegan_jax import fileio
+
 
 def to_uint8(images: jax.Array) -> jax.Array:
     """Generator output (about [-1, 1]) -> uint8 like the official tools: the value
@@ -27,6 +29,14 @@ def image_grid(images: np.ndarray, cols: int, rows: int) -> np.ndarray:
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
-    """Writes one uint8 HWC image (1 or 3 channels) as PNG/JPEG by extension."""
+    """Writes one uint8 HWC image (1 or 3 channels) as PNG/JPEG by extension, locally or to gs://."""
     image = np.asarray(image)
-    Image.fromarray(image[:, :, 0] if image.shape[-1] == 1 else image).save(path)
+    picture = Image.fromarray(image[:, :, 0] if image.shape[-1] == 1 else image)
+    if not fileio.is_remote(path):
+        picture.save(path)
+        return
+    image_format = Image.registered_extensions().get(os.path.splitext(os.fspath(path))[1].lower())
+    if image_format is None:
+        raise ValueError(f"cannot tell the image format of {path} from its extension")
+    with fileio.open_file(path, "wb") as f:
+        picture.save(f, format=image_format)

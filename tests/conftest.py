@@ -36,3 +36,12 @@ def load_golden(name: str):
     if not path.exists():
         pytest.skip(f"{path} is absent: the golden files live in ../shared (always present in CI)")
     return np.load(path, allow_pickle=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_straight_run(tmp_path_factory):
+    """The final state of an uninterrupted in-process run of tests/tiny_config.py on 8 devices."""
+    import tiny_config
+    from stylegan_jax.training.loop import train_and_evaluate
+
+    return train_and_evaluate(tiny_config.get_config(), str(tmp_path_factory.mktemp("straight")))

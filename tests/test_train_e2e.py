@@ -14,7 +14,6 @@ import tiny_config
 from stylegan_jax import checkpoint
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.training.config import network_specs
-from stylegan_jax.training.loop import train_and_evaluate
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
 
 pytestmark = pytest.mark.slow
@@ -49,8 +48,8 @@ def _assert_states_close(a, b, atol):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0, err_msg=field)
 
 
-def test_main_writes_outputs_and_resumes_like_a_straight_run(tmp_path):
-    straight = train_and_evaluate(tiny_config.get_config(), str(tmp_path / "straight"))
+def test_main_writes_outputs_and_resumes_like_a_straight_run(tmp_path, tiny_straight_run):
+    straight = tiny_straight_run
 
     run = tmp_path / "run"
     out = _main(run, "--config.total_kimg=0.024")  # 3 of the 6 iterations, then stop

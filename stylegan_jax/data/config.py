@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Mapping
 
 import ml_collections
+
+from stylegan_jax import fileio
 
 SOURCES = ("folder", "zip", "tfrecord", "tfds", "digits")
 TFRECORD_METADATA = "metadata.json"
@@ -61,14 +62,14 @@ def _check_type(key: str, value: Any, kind: type) -> None:
 def _check_path(config: DatasetConfig) -> None:
     if not config.path:
         raise DatasetConfigError("path", f"required for source={config.source!r}")
-    if not os.path.exists(config.path):
+    if not fileio.exists(config.path):
         raise DatasetConfigError("path", f"{config.path} does not exist")
-    is_dir = os.path.isdir(config.path)
+    is_dir = fileio.isdir(config.path)
     if config.source in ("folder", "tfrecord") and not is_dir:
         raise DatasetConfigError("path", f"{config.path} is not a folder (source={config.source!r})")
     if config.source == "zip" and is_dir:
         raise DatasetConfigError("path", f"{config.path} is a folder; use source='folder' for it")
-    if config.source == "tfrecord" and not os.path.isfile(os.path.join(config.path, TFRECORD_METADATA)):
+    if config.source == "tfrecord" and not fileio.exists(fileio.join(config.path, TFRECORD_METADATA)):
         raise DatasetConfigError("path", f"{config.path} holds no {TFRECORD_METADATA}; write TFRecord shards with "
                                          "`python -m stylegan_jax.dataset_tool`")
 

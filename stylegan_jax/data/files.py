@@ -1,14 +1,14 @@
-"""Local folders and zip archives of PNG/JPEG images: listing, reading, and their class labels."""
+"""Folders and zip archives (local or remote) of PNG/JPEG images: listing, reading, and their class labels."""
 from __future__ import annotations
 
 import json
-import os
 import threading
 import zipfile
 from typing import BinaryIO
 
 import numpy as np
 
+from stylegan_jax import fileio
 from stylegan_jax.data.config import DatasetConfigError
 from stylegan_jax.data.images import IMAGE_SUFFIXES
 
@@ -24,7 +24,7 @@ class ImageFiles:
 
     def __init__(self, path: str):
         self.path = path
-        self.is_zip = not os.path.isdir(path)
+        self.is_zip = not fileio.isdir(path)
         self._local = threading.local()
         if self.is_zip:
             try:
@@ -32,8 +32,7 @@ class ImageFiles:
             except zipfile.BadZipFile as e:
                 raise DatasetConfigError("path", f"{path} is not a readable zip archive: {e}") from None
         else:
-            all_names = [os.path.relpath(os.path.join(d, f), path).replace(os.sep, "/")
-                         for d, _, files in os.walk(path) for f in files]
+            all_names = list(fileio.walk_files(path))
         self._all = set(all_names)
         self.names = sorted(n for n in all_names if _is_image(n))
         if not self.names:
@@ -42,18 +41,18 @@ class ImageFiles:
     def _zip(self) -> zipfile.ZipFile:
         # One archive handle per thread: ZipFile objects must not be shared between threads.
         if getattr(self._local, "zip", None) is None:
-            self._local.zip = zipfile.ZipFile(self.path)
+            self._local.zip = zipfile.ZipFile(fileio.open_file(self.path, "rb"))
         return self._local.zip
 
     def open(self, name: str) -> BinaryIO:
         """The file `name` (a relative name from `names`, or 'dataset.json'), opened for reading bytes."""
         if self.is_zip:
             return self._zip().open(name)
-        return open(os.path.join(self.path, name), "rb")
+        return fileio.open_file(fileio.join(self.path, name), "rb")
 
     def describe(self, name: str) -> str:
         """Where the file is, for messages: its full path, or ARCHIVE.zip:NAME."""
-        return f"{self.path}:{name}" if self.is_zip else os.path.join(self.path, name)
+        return f"{self.path}:{name}" if self.is_zip else fileio.join(self.path, name)
 
     def labels(self) -> tuple[np.ndarray, int]:
         """int64 class labels of `names` and the class count, from dataset.json or else from class sub-folders."""

@@ -1,13 +1,13 @@
-"""Local TFRecord files of tf.train.Example images: random access by record number, encoding and parsing."""
+"""TFRecord files (local or remote) of tf.train.Example images: random access by record number, encoding and parsing."""
 from __future__ import annotations
 
-import os
 import struct
 from typing import Sequence
 
 import numpy as np
 from google.protobuf.message import DecodeError
 
+from stylegan_jax import fileio
 from stylegan_jax.data._tf import tensorflow
 
 _HEADER_BYTES = 12  # uint64 payload length, uint32 masked CRC of the length
@@ -16,9 +16,9 @@ _FOOTER_BYTES = 4  # uint32 masked CRC of the payload
 
 def _scan(path: str) -> list[tuple[int, int]]:
     """(offset, length) of every payload in one TFRecord file, read from the record headers alone."""
-    size = os.path.getsize(path)
+    size = fileio.getsize(path)
     records, position = [], 0
-    with open(path, "rb") as f:
+    with fileio.open_file(path, "rb") as f:
         while position < size:
             f.seek(position)
             header = f.read(_HEADER_BYTES)
@@ -45,7 +45,7 @@ class TFRecordReader:
         return len(self._file)
 
     def __getitem__(self, index: int) -> bytes:
-        with open(self.paths[self._file[index]], "rb") as f:
+        with fileio.open_file(self.paths[self._file[index]], "rb") as f:
             f.seek(int(self._offset[index]))
             data = f.read(int(self._length[index]))
         if len(data) != self._length[index]:

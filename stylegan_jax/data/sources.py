@@ -9,6 +9,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 import PIL.Image
 
+from stylegan_jax import fileio
 from stylegan_jax.data.config import TFRECORD_METADATA, DatasetConfig, DatasetConfigError
 from stylegan_jax.data.files import ImageFiles
 from stylegan_jax.data.images import decode, header_channels
@@ -41,7 +42,7 @@ class FileSource:
     def __init__(self, path: str):
         self._files = ImageFiles(path)
         self.name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
-        self.location = os.path.abspath(path)
+        self.location = fileio.absolute(path)
         self.size = len(self._files.names)
 
     def read(self, index: int) -> PIL.Image.Image:
@@ -115,10 +116,10 @@ class DigitsSource:
 
 def _tfrecord_source(path: str) -> RecordSource:
     try:
-        with open(os.path.join(path, TFRECORD_METADATA)) as f:
+        with fileio.open_file(fileio.join(path, TFRECORD_METADATA)) as f:
             meta = json.load(f)
         shards, channels, labels, c_dim = meta["shards"], meta["channels"], meta["labels"], meta["c_dim"]
-        records = TFRecordReader([os.path.join(path, shard) for shard in shards])
+        records = TFRecordReader([fileio.join(path, shard) for shard in shards])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DatasetConfigError("path", f"{path} is not a readable TFRecord dataset: "
                                          f"{type(e).__name__}: {e}") from None
@@ -131,7 +132,7 @@ def _tfrecord_source(path: str) -> RecordSource:
             raise DatasetConfigError("use_labels", f"{path} was written without labels (dataset_tool --use-labels)")
         return np.array(labels, np.int64), c_dim
 
-    return RecordSource(records, meta["name"], os.path.abspath(path), channels, stored_labels)
+    return RecordSource(records, meta["name"], fileio.absolute(path), channels, stored_labels)
 
 
 def open_source(config: DatasetConfig) -> Source:

@@ -1,4 +1,8 @@
-"""Running a per-example function over big batches, sharded on the batch axis over all devices."""
+"""Running a per-example function over big batches, sharded on the batch axis over all devices.
+
+With several processes every process passes the same inputs, each computes the rows on its own
+devices, and every process gets all results back.
+"""
 from __future__ import annotations
 
 import functools
@@ -19,7 +23,7 @@ def _sharded_jit(fn: Callable, devices: tuple) -> tuple[Callable, NamedSharding,
     mesh = Mesh(np.array(devices), ("batch",))
     replicated = NamedSharding(mesh, PartitionSpec())
     batched = NamedSharding(mesh, PartitionSpec("batch"))
-    return jax.jit(fn, in_shardings=(replicated, batched), out_shardings=batched), replicated, batched
+    return jax.jit(fn, in_shardings=(replicated, batched), out_shardings=replicated), replicated, batched
 
 
 class ShardedBatchMap:
@@ -47,6 +51,7 @@ class ShardedBatchMap:
             valid = part.shape[0]
             if valid < chunk:
                 part = np.concatenate([part, np.zeros((chunk - valid, *part.shape[1:]), part.dtype)])
-            result = self._fn(self._params, jax.device_put(part, self._batched))
+            sharded = jax.make_array_from_callback(part.shape, self._batched, lambda index, part=part: part[index])
+            result = self._fn(self._params, sharded)
             outputs.append(np.asarray(result)[:valid])
         return np.concatenate(outputs)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 from typing import Any
 
@@ -11,7 +10,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from stylegan_jax import checkpoint
+from stylegan_jax import checkpoint, fileio
 from stylegan_jax.convert import load_official_pickle
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.images import image_grid, save_image, to_uint8
@@ -26,10 +25,15 @@ class TrainingDiverged(RuntimeError):
 
 
 class _StopRequest:
-    """Turns SIGTERM (e.g. a preempted spot TPU) into a request to checkpoint and exit."""
+    """Turns SIGTERM (e.g. a preempted spot TPU) into a request to checkpoint and exit.
 
-    def __init__(self):
+    With several processes the request is agreed on (any process's signal stops all of them at the
+    same iteration) every `sync_interval` iterations, so that every process takes part in the save.
+    """
+
+    def __init__(self, sync_interval: int = 8):
         self.requested = False
+        self.sync_interval = sync_interval
         try:
             signal.signal(signal.SIGTERM, self._handle)
         except ValueError:  # not the main thread (e.g. a notebook worker): no handler
@@ -39,12 +43,21 @@ class _StopRequest:
         del signum, frame
         self.requested = True
 
+    def agreed(self, step: int) -> bool:
+        """Whether every process should save and stop after iteration `step`."""
+        if jax.process_count() == 1:
+            return self.requested
+        if step % self.sync_interval:
+            return False
+        from jax.experimental import multihost_utils
+
+        return bool(np.any(multihost_utils.process_allgather(np.int32(self.requested))))
+
 
 def _open_dataset(config, seed: int):
     from stylegan_jax.data import open_dataset
 
-    local_batch = config.batch_size // jax.process_count()
-    return open_dataset(config.dataset, seed=seed, batch_size=local_batch,
+    return open_dataset(config.dataset, seed=seed, batch_size=config.batch_size,
                         process_index=jax.process_index(), process_count=jax.process_count())
 
 
@@ -65,10 +78,16 @@ def _generator_labels(dataset, count: int, rng: np.random.Generator) -> np.ndarr
     return dataset.sample_labels(count, rng).astype(np.float32)
 
 
+def _local_slice(global_rows: np.ndarray) -> np.ndarray:
+    """This process's contiguous share of rows drawn identically on every process."""
+    share = global_rows.shape[0] // jax.process_count()
+    return global_rows[jax.process_index() * share:(jax.process_index() + 1) * share]
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (or resumes) the run in `workdir` until config.total_kimg; returns the final state."""
     config_lib.validate_config(config, jax.device_count())
-    os.makedirs(workdir, exist_ok=True)
+    fileio.makedirs(workdir)
     dataset = _open_dataset(config, config.seed)
     info = dataset.info
     g_spec, d_spec = config_lib.network_specs(config, info.c_dim, info.channels)
@@ -96,9 +115,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
     def snapshot(state: TrainState, step: int, nimg: int) -> None:
         checkpoint.save(manager, state, {**meta, "step": step, "nimg": nimg})
+        images = np.asarray(render(state.g_ema, grid_z, grid_c))  # every process takes part; one writes
         if jax.process_index() == 0:
-            images = np.asarray(render(state.g_ema, grid_z, grid_c))
-            save_image(image_grid(images, cols, rows), os.path.join(workdir, f"fakes_kimg{nimg / 1000:09.3f}.png"))
+            save_image(image_grid(images, cols, rows), fileio.join(workdir, f"fakes_kimg{nimg / 1000:09.3f}.png"))
         if config.metrics:
             monitor.write_metrics(_run_metrics(config, G, state.g_ema), nimg)
 
@@ -106,23 +125,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     batches = dataset.iterate(start_batch=step)
     if step == 0 and jax.process_index() == 0:
         first = next(dataset.iterate(start_batch=0))["image"]
-        save_image(image_grid(first[:cols * rows], cols, rows), os.path.join(workdir, "reals.png"))
+        save_image(image_grid(first[:cols * rows], cols, rows), fileio.join(workdir, "reals.png"))
     stop = _StopRequest()
-    label_rng = lambda step: np.random.default_rng([config.seed, step, jax.process_index()])
+    label_rng = lambda step: np.random.default_rng([config.seed, step])
     total_nimg = int(config.total_kimg * 1000)
     next_tick = nimg + int(config.tick_kimg * 1000)
     next_snapshot = nimg + int(config.snapshot_kimg * 1000)
-    local = config.batch_size // jax.process_count()
     monitor.start(nimg)
     while nimg < total_nimg:
         batch = next(batches)
         rng = label_rng(step)
-        gen_c = tuple(trainer.shard_batch(_generator_labels(dataset, local, rng)) for _ in range(3))
+        gen_c = tuple(trainer.shard_batch(_local_slice(_generator_labels(dataset, config.batch_size, rng)))
+                      for _ in range(3))
         state, metrics = trainer.train_step(
             state, step, nimg, trainer.shard_batch(batch["image"]), trainer.shard_batch(batch["label"]), gen_c,
             config.ema_kimg, config_lib.ema_rampup(config))
         step, nimg = step + 1, nimg + config.batch_size
-        if nimg >= next_tick or nimg >= total_nimg or stop.requested:
+        stopping = stop.agreed(step)
+        if nimg >= next_tick or nimg >= total_nimg or stopping:
             next_tick += int(config.tick_kimg * 1000)
             worst = int(state.worst_streak)
             monitor.tick(nimg, metrics, skipped=int(state.skipped))
@@ -131,10 +151,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                     f"{worst} consecutive iterations had NaN/Inf losses or gradients (limit "
                     f"config.max_nonfinite_steps={config.max_nonfinite_steps}); the parameters were never "
                     f"updated with them and the last checkpoint in {checkpoint.checkpoint_dir(workdir)} is intact")
-        if nimg >= next_snapshot or nimg >= total_nimg or stop.requested:
+        if nimg >= next_snapshot or nimg >= total_nimg or stopping:
             next_snapshot += int(config.snapshot_kimg * 1000)
             snapshot(state, step, nimg)
-        if stop.requested:
+        if stopping:
             monitor.log(f"SIGTERM: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
             break
     manager.wait_until_finished()
@@ -146,6 +166,8 @@ def _run_metrics(config, G, g_ema_vars) -> dict[str, Any]:
     from stylegan_jax.eval import MetricOptions, run_metrics
     from stylegan_jax.eval.adapters import dataset_source, generator_source
 
-    options = MetricOptions(generator=generator_source(G, g_ema_vars), real=dataset_source(config.dataset),
+    # Host copies: each process runs the generator on its own devices (the same images everywhere).
+    options = MetricOptions(generator=generator_source(G, jax.device_get(g_ema_vars)),
+                            real=dataset_source(config.dataset),
                             seed=config.seed)
     return {record["metric"]: record["results"] for record in run_metrics(list(config.metrics), options)}

@@ -5,13 +5,14 @@ Only process 0 writes; other processes keep quiet.
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
 from typing import Any, Mapping
 
 import jax
 import numpy as np
+
+from stylegan_jax import fileio
 
 
 def _memory_gib() -> tuple[float, float]:
@@ -28,7 +29,7 @@ class Monitor:
         self.active = jax.process_index() == 0
         self.workdir, self.batch_size = workdir, batch_size
         self._writer = None
-        self._log = open(os.path.join(workdir, "log.txt"), "a") if self.active else None
+        self._log = fileio.open_file(fileio.join(workdir, "log.txt"), "a") if self.active else None
         self._start_time = self._tick_time = time.time()
         self._tick_nimg = 0
 
@@ -36,7 +37,7 @@ class Monitor:
         if self._writer is None:
             import tensorflow as tf
 
-            self._writer = tf.summary.create_file_writer(os.path.join(self.workdir, "tensorboard"))
+            self._writer = tf.summary.create_file_writer(fileio.join(self.workdir, "tensorboard"))
         return self._writer
 
     def log(self, line: str) -> None:
@@ -81,7 +82,7 @@ class Monitor:
         if not self.active:
             return
         record = {"kimg": nimg / 1e3, **results}
-        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+        with fileio.open_file(fileio.join(self.workdir, "metrics.jsonl"), "a") as f:
             f.write(json.dumps(record) + "\n")
         self.log("metrics " + json.dumps(record))
 

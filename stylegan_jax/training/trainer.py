@@ -113,7 +113,9 @@ class Trainer:
 
     def shard_batch(self, local_batch: np.ndarray) -> jax.Array:
         """Builds the global batch array from this process's slice (works on one or many hosts)."""
-        return jax.make_array_from_process_local_data(self.batch_sharding, np.asarray(local_batch))
+        local_batch = np.asarray(local_batch)
+        global_shape = (local_batch.shape[0] * jax.process_count(), *local_batch.shape[1:])
+        return jax.make_array_from_process_local_data(self.batch_sharding, local_batch, global_shape)
 
     # ---- network calls ------------------------------------------------------------------------
     def _run_g(self, g_vars, z, c, key, update_emas=False):

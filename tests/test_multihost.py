@@ -1,0 +1,78 @@
+"""Multi-host training: real processes joined by jax.distributed on a loopback coordinator."""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from stylegan_jax import checkpoint
+from test_train_e2e import CONFIG, ROOT, _assert_states_close, _restore
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_processes(workdir, num_processes, devices_each, *overrides):
+    address = f"127.0.0.1:{_free_port()}"
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_each}",
+           "JAX_PLATFORMS": "cpu"}
+    procs = []
+    for process_id in range(num_processes):
+        cmd = [sys.executable, "-m", "stylegan_jax.main", f"--config={CONFIG}", f"--workdir={workdir}",
+               f"--coordinator_address={address}", f"--num_processes={num_processes}",
+               f"--process_id={process_id}", *overrides]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True))
+    return procs
+
+
+def _finish(procs, timeout=900):
+    outs = []
+    for proc in procs:
+        try:
+            outs.append(proc.communicate(timeout=timeout)[0])
+        except subprocess.TimeoutExpired:
+            for p in procs:
+                p.kill()
+            raise
+    for proc, out in zip(procs, outs):
+        assert proc.returncode == 0, out[-4000:]
+    return outs
+
+
+def test_two_processes_train_like_one_and_their_checkpoint_restores_in_one(tmp_path, tiny_straight_run):
+    straight = tiny_straight_run
+    run = tmp_path / "two_hosts"
+    outs = _finish(_start_processes(run, 2, 4))
+    assert "kimg" in outs[0] and "kimg" not in outs[1]  # only process 0 logs
+    assert (run / "reals.png").is_file() and list(run.glob("fakes_kimg*.png"))
+    # The checkpoint written by the two processes (4 devices each) restores in this one process (8 devices).
+    restored, meta = _restore(str(run))
+    assert meta["step"] == 6 and int(restored.step) == 6
+    _assert_states_close(restored, straight, atol=1e-5)
+
+
+def test_sigterm_on_one_host_stops_every_host_with_a_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    procs = _start_processes(run, 2, 4, "--config.total_kimg=10", "--config.snapshot_kimg=5")
+    deadline = time.time() + 600
+    log = run / "log.txt"
+    while not (log.is_file() and "kimg" in log.read_text()):
+        assert time.time() < deadline and all(p.poll() is None for p in procs), procs[0].communicate()[0][-3000:]
+        time.sleep(0.1)
+    procs[1].send_signal(signal.SIGTERM)  # a preemption notice may reach one worker first
+    outs = _finish(procs, timeout=600)
+    assert "SIGTERM: saved step" in outs[0]
+    step = checkpoint.open_manager(str(run), read_only=True).latest_step()
+    assert step is not None and step > 0 and step % 8 == 0  # the processes agree every 8 iterations
+    np.testing.assert_equal(int(_restore(str(run))[0].step), step)
