@@ -1,4 +1,6 @@
 """Trains StyleGAN2/3: python -m stylegan_jax.main --config=configs/ffhq.py --workdir=DIR."""
+import sys
+
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -16,9 +18,12 @@ def main(argv):
     from stylegan_jax.training.runtime import initialize_runtime
 
     initialize_runtime(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-    from stylegan_jax.training.loop import train_and_evaluate
+    from stylegan_jax.training.loop import TrainingDiverged, train_and_evaluate
 
-    train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    try:
+        train_and_evaluate(FLAGS.config, FLAGS.workdir)
+    except (ValueError, OSError, TrainingDiverged) as e:  # bad config or data, divergence: one line
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

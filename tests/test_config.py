@@ -30,6 +30,11 @@ def test_config_files_validate_and_give_official_networks(name, arch):
     if arch == "stylegan3-r":
         assert g_kwargs["conv_kernel"] == 1 and g_kwargs["use_radial_filters"]
         assert config.loss.blur_init_sigma == 10 and config.loss.blur_fade_kimg == 200
+        # train.py doubles the generator's widths only.
+        assert (g_kwargs["channel_base"], g_kwargs["channel_max"]) == (65536, 1024)
+        assert (d_kwargs["channel_base"], d_kwargs["channel_max"]) == (32768, 512)
+    else:
+        assert g_kwargs["channel_base"] == d_kwargs["channel_base"] == config.model.channel_base
 
 
 def test_official_presets_follow_train_py():
@@ -74,3 +79,8 @@ def test_unknown_keys_are_named():
     config.typo = 1
     with pytest.raises(ValueError, match=r"unknown config key\(s\): .*model\.widht"):
         validate_config(config, num_devices=8)
+
+
+def test_unknown_metrics_fail_at_start_up():
+    with pytest.raises(ValueError, match=r"config\.metrics: unknown metric\(s\) \['fid51k'\]"):
+        validate_config(_digits_config(metrics=["fid50k_full", "fid51k"]), num_devices=8)

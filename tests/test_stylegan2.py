@@ -49,7 +49,7 @@ def test_mapping_and_images_match_official(gen, gen_forward, key, psi, cutoff):
 
 
 @pytest.mark.parametrize("noise_mode, fused, key", [
-    ("none", None, "img_psi1_noise_none"), ("const", False, "img_psi1_unfused")])
+    ("none", None, "img_psi1_noise_none"), ("const", False, "img_psi1_unfused"), ("const", True, "img_psi1")])
 def test_noise_none_and_unfused_modconv_match_official(gen, gen_forward, noise_mode, fused, key):
     data, _, v = gen
     img = gen_forward(v, data["input/z"], data["input/c"], 1.0, None, noise_mode, fused)

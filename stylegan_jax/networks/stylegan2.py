@@ -210,7 +210,7 @@ class Generator(GeneratorBase):
     conv_clamp: float | None = 256
     architecture: str = "skip"
     resample_filter: Sequence[float] = (1, 3, 3, 1)
-    fused_modconv_default: Any = True
+    fused_modconv_default: Any = "inference_only"
     fp16_channels_last: bool = False
     kernel_size: int = 3
     use_noise: bool = True
@@ -239,7 +239,9 @@ class Generator(GeneratorBase):
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {ws.shape}")
         fused = self.fused_modconv_default if fused_modconv is None else fused_modconv
-        fused = True if fused == "inference_only" else bool(fused)
+        # Both formulations compute the same function; under XLA the per-sample grouped conv is the
+        # slower one (benchmarks/bench_networks.py), so only an explicit True selects it.
+        fused = fused is True
         return self.synthesis_network(ws, noise_mode=noise_mode, fused_modconv=fused, update_emas=update_emas)
 
     def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const",

@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.ops.conv2d_resample import conv2d_resample
+from stylegan_jax.ops.modulated_conv2d_sg3 import demodulation
 
 
 def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array, noise: jax.Array | None = None,
@@ -29,8 +30,7 @@ def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array, noise: 
                            / jnp.max(jnp.abs(weight), axis=(1, 2, 3), keepdims=True))
         styles = styles / jnp.max(jnp.abs(styles), axis=1, keepdims=True)
 
-    w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, kh, kw]
-    dcoefs = jax.lax.rsqrt(jnp.sum(jnp.square(w), axis=(2, 3, 4)) + 1e-8) if demodulate else None
+    dcoefs = demodulation(weight, styles) if demodulate else None
 
     conv = lambda x, w, groups=1: conv2d_resample(
         x, w.astype(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
@@ -41,6 +41,7 @@ def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array, noise: 
         if demodulate:
             x = x * dcoefs.astype(x.dtype)[:, None, None, :]
     else:
+        w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, kh, kw]
         if demodulate:
             w = w * dcoefs[:, :, None, None, None]
         x = jax.vmap(lambda xi, wi: conv(xi[None], wi)[0])(x, w)

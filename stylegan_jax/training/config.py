@@ -37,6 +37,8 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.map_layers = 8
     c.model.channel_base = 32768
     c.model.channel_max = 512
+    c.model.d_channel_base = 0    # 0: D uses model.channel_base (StyleGAN3-R widens G only)
+    c.model.d_channel_max = 0     # 0: D uses model.channel_max
     c.model.num_fp16_res = 4      # highest resolutions run in compute_dtype
     c.model.compute_dtype = "float32"  # or 'bfloat16' (mixed precision)
     c.model.conv_clamp = 256.0
@@ -80,6 +82,7 @@ def official_config(arch: str, batch_size: int, r1_gamma: float) -> ml_collectio
         c.loss.style_mixing_prob = 0.0
         c.optimizer.g_lr = 0.0025
     if arch == "stylegan3-r":
+        c.model.d_channel_base, c.model.d_channel_max = c.model.channel_base, c.model.channel_max
         c.model.channel_base *= 2
         c.model.channel_max *= 2
         c.loss.blur_init_sigma = 10.0
@@ -127,6 +130,28 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
             for part in key.split("."):
                 value = value[part]
             raise ValueError(f"config.{key} {message}, got {value!r}")
+    _check_metrics(list(config.metrics))
+
+
+def _check_metrics(names: list[str]) -> None:
+    """Unknown metric names and missing feature-network weights fail at start-up, not at the first snapshot."""
+    if not names:
+        return
+    from stylegan_jax.eval import weight_files
+    from stylegan_jax.eval.feature_nets import INCEPTION_PACKAGE
+    from stylegan_jax.eval.lpips import LPIPS_PACKAGE
+    from stylegan_jax.eval.metrics import METRICS
+
+    unknown = [name for name in names if name not in METRICS]
+    if unknown:
+        raise ValueError(f"config.metrics: unknown metric(s) {unknown}; known: {', '.join(sorted(METRICS))}")
+    try:
+        if any(not name.startswith(("ppl", "eq")) for name in names):
+            weight_files.packaged_file(*INCEPTION_PACKAGE)
+        if any(name.startswith("ppl") for name in names):
+            weight_files.packaged_file(*LPIPS_PACKAGE)
+    except weight_files.MissingWeightsError as e:
+        raise ValueError(f"config.metrics {names} need feature-network weights: {e}") from None
 
 
 def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: int
@@ -149,7 +174,8 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
         g.update(magnitude_ema_beta=float(beta))
         if m.arch == "stylegan3-r":
             g.update(conv_kernel=1, use_radial_filters=True)
-    d = dict(architecture=m.d_architecture, channel_base=m.channel_base, channel_max=m.channel_max,
+    d = dict(architecture=m.d_architecture, channel_base=m.d_channel_base or m.channel_base,
+             channel_max=m.d_channel_max or m.channel_max,
              num_fp16_res=m.num_fp16_res, conv_clamp=conv_clamp, compute_dtype=dtype,
              epilogue_kwargs={"mbstd_group_size": m.mbstd_group_size}, **common)
     return (g_class, g), ("training.networks_stylegan2.Discriminator", d)

@@ -132,6 +132,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     next_tick = nimg + int(config.tick_kimg * 1000)
     next_snapshot = nimg + int(config.snapshot_kimg * 1000)
     monitor.start(nimg)
+    latest: dict[str, Any] = {}  # the last value of every metric, so lazy R1/PL show up at each tick
     while nimg < total_nimg:
         batch = next(batches)
         rng = label_rng(step)
@@ -140,12 +141,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         state, metrics = trainer.train_step(
             state, step, nimg, trainer.shard_batch(batch["image"]), trainer.shard_batch(batch["label"]), gen_c,
             config.ema_kimg, config_lib.ema_rampup(config))
+        latest.update(metrics)
         step, nimg = step + 1, nimg + config.batch_size
         stopping = stop.agreed(step)
         if nimg >= next_tick or nimg >= total_nimg or stopping:
             next_tick += int(config.tick_kimg * 1000)
             worst = int(state.worst_streak)
-            monitor.tick(nimg, metrics, skipped=int(state.skipped))
+            monitor.tick(nimg, latest, skipped=int(state.skipped))
             if worst >= config.max_nonfinite_steps:
                 raise TrainingDiverged(
                     f"{worst} consecutive iterations had NaN/Inf losses or gradients (limit "
