@@ -9,7 +9,7 @@ def get_config(arch: str = "stylegan2"):
     c = official_config(arch, batch_size=32, r1_gamma=10.0 if arch == "stylegan2" else 32.8)
     c.total_kimg = 25000.0
     c.snapshot_kimg = 200.0
-    c.metrics = ["fid50k_full"]
+    c.metrics = ("fid50k_full",)
     c.dataset.path = "/data/ffhq"       # an image folder, a zip, or TFRecord shards (dataset.source)
     c.dataset.resolution = 1024
     c.dataset.xflip = True

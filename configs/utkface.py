@@ -7,7 +7,7 @@ def get_config():
     c.total_kimg = 2000.0
     c.snapshot_kimg = 100.0
     c.tick_kimg = 10.0
-    c.metrics = ["fid10k_full"]
+    c.metrics = ("fid10k_full",)
     c.dataset.path = "../shared/datasets/utkface"
     c.dataset.resolution = 64
     c.dataset.xflip = True

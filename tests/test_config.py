@@ -83,4 +83,4 @@ def test_unknown_keys_are_named():
 
 def test_unknown_metrics_fail_at_start_up():
     with pytest.raises(ValueError, match=r"config\.metrics: unknown metric\(s\) \['fid51k'\]"):
-        validate_config(_digits_config(metrics=["fid50k_full", "fid51k"]), num_devices=8)
+        validate_config(_digits_config(metrics=("fid50k_full", "fid51k")), num_devices=8)

@@ -109,9 +109,12 @@ class MappingNetwork(nn.Module):
         return x
 
 
-def resample_filter_buffer(module: nn.Module, taps: Sequence[float]) -> jax.Array:
-    """Registers (or reads) the module's 'resample_filter' buffer, the official 2-D FIR kernel."""
-    return module.variable(BUFFERS, "resample_filter", lambda: jnp.asarray(setup_filter(taps))).value
+def resample_filter_buffer(module: nn.Module, taps: Sequence[float]) -> jax.Array | np.ndarray:
+    """Registers the module's 'resample_filter' buffer (the official 2-D FIR kernel) and returns the
+    filter to compute with: for 1-D taps, the same kernel as separable constant taps (two 1-D passes
+    instead of one 2-D pass, like the buffer a function of the constructor's taps only)."""
+    kernel = module.variable(BUFFERS, "resample_filter", lambda: jnp.asarray(setup_filter(taps))).value
+    return setup_filter(taps, separable=True) if np.ndim(taps) == 1 else kernel
 
 
 def compute_dtype_for(use_low_precision: bool, compute_dtype: Any) -> Any:

@@ -19,11 +19,44 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0))
         feature_group_count=groups)
 
 
+def _phase_taps(kernel: int, pad: int, stride: int, phase: int) -> tuple[int, int]:
+    """(first tap, input offset) of one output phase of a correlation over a zero-stuffed input."""
+    first = (pad - phase) % stride
+    return first, (phase + first - pad) // stride
+
+
 def _transposed_conv2d(x, w, stride, padding, groups, flip_weight):
-    """Transposed (fractionally strided) grouped conv, the adjoint of a strided correlation."""
+    """Transposed (fractionally strided) grouped conv, the adjoint of a strided correlation.
+
+    Computed polyphase: each of the stride**2 output phases is an ordinary correlation of the
+    undilated input with every stride-th tap of the kernel, and the phases are interleaved. This
+    never multiplies the inserted zeros and avoids lhs-dilated convs, which XLA compiles poorly.
+    """
+    if not flip_weight:
+        w = jnp.flip(w, axis=(2, 3))
+    n, h, wd, _ = x.shape
     kh, kw = w.shape[2], w.shape[3]
-    pad = ((kh - 1 - padding[0],) * 2, (kw - 1 - padding[1],) * 2)
-    return conv2d(x, w, padding=pad, groups=groups, flip_weight=flip_weight, lhs_dilation=stride)
+    pad_h, pad_w = kh - 1 - padding[0], kw - 1 - padding[1]
+    out_h, out_w = (h - 1) * stride + 2 * pad_h - kh + 2, (wd - 1) * stride + 2 * pad_w - kw + 2
+    rows_per_phase, cols_per_phase = -(-out_h // stride), -(-out_w // stride)
+    phases = []
+    for a in range(stride):
+        first_h, offset_h = _phase_taps(kh, pad_h, stride, a)
+        row = []
+        for b in range(stride):
+            first_w, offset_w = _phase_taps(kw, pad_w, stride, b)
+            taps = w[:, :, first_h::stride, first_w::stride]
+            if taps.shape[2] == 0 or taps.shape[3] == 0:
+                row.append(jnp.zeros((n, rows_per_phase, cols_per_phase, w.shape[0]), x.dtype))
+                continue
+            window = jax.lax.pad(x, jnp.zeros((), x.dtype), (
+                (0, 0, 0), (-offset_h, rows_per_phase + taps.shape[2] - 1 - h + offset_h, 0),
+                (-offset_w, cols_per_phase + taps.shape[3] - 1 - wd + offset_w, 0), (0, 0, 0)))
+            row.append(conv2d(window, taps, groups=groups))
+        phases.append(jnp.stack(row, axis=3))  # [N, rows, cols, stride (b), C]
+    y = jnp.stack(phases, axis=2)  # [N, rows, stride (a), cols, stride (b), C]
+    y = y.reshape(n, rows_per_phase * stride, cols_per_phase * stride, w.shape[0])
+    return y[:, :out_h, :out_w]
 
 
 def conv2d_resample(x: jax.Array, w: jax.Array, f=None, up: int = 1, down: int = 1, padding=0,

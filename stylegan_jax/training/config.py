@@ -20,7 +20,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.batch_size = 32
     c.snapshot_kimg = 200.0       # checkpoint + sample grid interval
     c.tick_kimg = 4.0             # progress line / TensorBoard interval
-    c.metrics = []                # metric names run at each snapshot, e.g. ['fid50k_full']
+    c.metrics = ()                # metric names run at each snapshot, e.g. ('fid50k_full',)
     c.max_to_keep = 5
     c.max_nonfinite_steps = 20    # stop after this many consecutive iterations with NaN/Inf
     c.resume = ""                 # another run's workdir or an official .pkl to start from

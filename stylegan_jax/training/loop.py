@@ -1,6 +1,7 @@
 """The training loop: data, steps, logging, sample grids, metrics and checkpoints of one run."""
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 from typing import Any
@@ -123,9 +124,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
     step, nimg = int(state.step), int(state.nimg)
     batches = dataset.iterate(start_batch=step)
+    local_batch = config.batch_size // jax.process_count()
     if step == 0 and jax.process_index() == 0:
-        first = next(dataset.iterate(start_batch=0))["image"]
-        save_image(image_grid(first[:cols * rows], cols, rows), fileio.join(workdir, "reals.png"))
+        first = itertools.islice(dataset.iterate(start_batch=0), -(-cols * rows // local_batch))
+        reals = np.concatenate([batch["image"] for batch in first])[:cols * rows]
+        save_image(image_grid(reals, cols, rows), fileio.join(workdir, "reals.png"))
     stop = _StopRequest()
     label_rng = lambda step: np.random.default_rng([config.seed, step])
     total_nimg = int(config.total_kimg * 1000)
