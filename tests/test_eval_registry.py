@@ -54,6 +54,15 @@ def test_registry_has_the_official_names():
         assert name in sg_eval.METRICS
 
 
+def test_ppl_variants_follow_the_official_definitions():
+    expected = {"ppl_zfull": ("z", "full", True), "ppl_wfull": ("w", "full", True), "ppl_zend": ("z", "end", True),
+                "ppl_wend": ("w", "end", True), "ppl2_wend": ("w", "end", False)}
+    for name, (space, sampling, crop) in expected.items():
+        keywords = sg_eval.METRICS[name].keywords
+        assert (keywords["space"], keywords["sampling"], keywords["crop"], keywords["num_samples"]) == (
+            space, sampling, crop, 50_000), name
+
+
 def test_fid_uses_the_official_sampling_and_uint8_conversion(real_images, tmp_path):
     net = _toy_net()
     opts = sg_eval.MetricOptions(Generator(_toy_generate, Z_DIM), RealImages("toy", real_images), seed=3,

@@ -14,6 +14,7 @@ import tiny_config
 from stylegan_jax import checkpoint
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.training.config import network_specs
+from stylegan_jax.training.loop import TrainingDiverged, train_and_evaluate
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
 
 pytestmark = pytest.mark.slow
@@ -108,3 +109,25 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert "SIGTERM: saved step" in out
     step = checkpoint.open_manager(str(run), read_only=True).latest_step()
     assert step is not None and step > 0
+
+
+def test_consecutive_non_finite_iterations_stop_training_with_the_last_checkpoint_intact(tmp_path):
+    config = tiny_config.get_config()
+    config.loss.r1_gamma = float("inf")  # every R1 phase has an infinite loss ...
+    config.loss.d_reg_interval = 1       # ... and runs at every iteration
+    config.max_nonfinite_steps = 3
+    with pytest.raises(TrainingDiverged, match="4 consecutive iterations had NaN/Inf"):
+        train_and_evaluate(config, str(tmp_path / "run"))
+    restored, meta = _restore(str(tmp_path / "run"))
+    assert meta["step"] == 2 and int(restored.skipped) == 2
+    assert all(np.all(np.isfinite(x)) for x in jax.tree_util.tree_leaves(restored.d["params"]))
+
+
+def test_main_reports_a_bad_config_in_one_line(tmp_path):
+    env = {**os.environ, "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-m", "stylegan_jax.main", f"--config={CONFIG}", f"--workdir={tmp_path}",
+                          "--config.batch_size=12"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1
+    assert out.stderr.strip().splitlines()[-1] == (
+        "error: config.batch_size must be a positive multiple of the 8 devices, got 12")
+    assert "Traceback" not in out.stderr

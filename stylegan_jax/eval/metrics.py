@@ -114,13 +114,13 @@ def _is(opts: MetricOptions, *, name: str, num_gen: int) -> dict:
     return {f"{name}_mean": mean, f"{name}_std": std}
 
 
-def _ppl(opts: MetricOptions, *, name: str, num_samples: int) -> dict:
+def _ppl(opts: MetricOptions, *, name: str, num_samples: int, space: str, sampling: str, crop: bool) -> dict:
     gen = opts.generator
     if gen.mapping is None or gen.synthesis is None:
         raise ValueError(f"{name} needs Generator.mapping and Generator.synthesis")
     dist = ppl_distances(gen.mapping, gen.synthesis, lpips_vgg16(opts.lpips_weights), gen.z_dim, gen.c_dim,
-                         num_samples, jax.random.key(opts.seed), opts.labels(), epsilon=1e-4, space="w",
-                         sampling="end", crop=False, batch_size=2)
+                         num_samples, jax.random.key(opts.seed), opts.labels(), epsilon=1e-4, space=space,
+                         sampling=sampling, crop=crop, batch_size=2)
     return {name: trimmed_mean(dist)}
 
 
@@ -149,7 +149,11 @@ def _build_registry() -> dict[str, MetricFn]:
         add(f"eqt{size}_int", _eq, kind="int", num_samples=num)
         add(f"eqt{size}_frac", _eq, kind="frac", num_samples=num)
         add(f"eqr{size}", _eq, kind="rot", num_samples=num)
-    add("ppl2_wend", _ppl, num_samples=50_000)
+    # Path length in Z (slerp) or W (lerp), along full paths or at their ends; all but ppl2_wend crop
+    # the images to the face region first, like the official metrics.
+    for space, sampling in (("z", "full"), ("w", "full"), ("z", "end"), ("w", "end")):
+        add(f"ppl_{space}{sampling}", _ppl, num_samples=50_000, space=space, sampling=sampling, crop=True)
+    add("ppl2_wend", _ppl, num_samples=50_000, space="w", sampling="end", crop=False)
     # Legacy metrics: at most 50k real images, with the dataset's own x-flip setting.
     add("fid50k", _fid, num_gen=50_000, max_real=50_000, dataset_xflip=True)
     add("kid50k", _kid, num_gen=50_000, max_real=50_000, dataset_xflip=True)

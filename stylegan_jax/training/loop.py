@@ -130,40 +130,48 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         reals = np.concatenate([batch["image"] for batch in first])[:cols * rows]
         save_image(image_grid(reals, cols, rows), fileio.join(workdir, "reals.png"))
     stop = _StopRequest()
+    if jax.process_count() > 1:
+        from orbax.checkpoint import multihost
+
+        trainer.compile_phases(state, (info.resolution, info.resolution, info.channels), info.c_dim)
+        render.lower(state.g_ema, grid_z, grid_c).compile()
+        multihost.sync_global_processes("stylegan_jax_compiled", timeout=3600)
     label_rng = lambda step: np.random.default_rng([config.seed, step])
     total_nimg = int(config.total_kimg * 1000)
     next_tick = nimg + int(config.tick_kimg * 1000)
     next_snapshot = nimg + int(config.snapshot_kimg * 1000)
     monitor.start(nimg)
     latest: dict[str, Any] = {}  # the last value of every metric, so lazy R1/PL show up at each tick
-    while nimg < total_nimg:
-        batch = next(batches)
-        rng = label_rng(step)
-        gen_c = tuple(trainer.shard_batch(_local_slice(_generator_labels(dataset, config.batch_size, rng)))
-                      for _ in range(3))
-        state, metrics = trainer.train_step(
-            state, step, nimg, trainer.shard_batch(batch["image"]), trainer.shard_batch(batch["label"]), gen_c,
-            config.ema_kimg, config_lib.ema_rampup(config))
-        latest.update(metrics)
-        step, nimg = step + 1, nimg + config.batch_size
-        stopping = stop.agreed(step)
-        if nimg >= next_tick or nimg >= total_nimg or stopping:
-            next_tick += int(config.tick_kimg * 1000)
-            worst = int(state.worst_streak)
-            monitor.tick(nimg, latest, skipped=int(state.skipped))
-            if worst >= config.max_nonfinite_steps:
-                raise TrainingDiverged(
-                    f"{worst} consecutive iterations had NaN/Inf losses or gradients (limit "
-                    f"config.max_nonfinite_steps={config.max_nonfinite_steps}); the parameters were never "
-                    f"updated with them and the last checkpoint in {checkpoint.checkpoint_dir(workdir)} is intact")
-        if nimg >= next_snapshot or nimg >= total_nimg or stopping:
-            next_snapshot += int(config.snapshot_kimg * 1000)
-            snapshot(state, step, nimg)
-        if stopping:
-            monitor.log(f"SIGTERM: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
-            break
-    manager.wait_until_finished()
-    monitor.close()
+    try:
+        while nimg < total_nimg:
+            batch = next(batches)
+            rng = label_rng(step)
+            gen_c = tuple(trainer.shard_batch(_local_slice(_generator_labels(dataset, config.batch_size, rng)))
+                          for _ in range(3))
+            state, metrics = trainer.train_step(
+                state, step, nimg, trainer.shard_batch(batch["image"]), trainer.shard_batch(batch["label"]), gen_c,
+                config.ema_kimg, config_lib.ema_rampup(config))
+            latest.update(metrics)
+            step, nimg = step + 1, nimg + config.batch_size
+            stopping = stop.agreed(step)
+            if nimg >= next_tick or nimg >= total_nimg or stopping:
+                next_tick += int(config.tick_kimg * 1000)
+                worst = int(state.worst_streak)
+                monitor.tick(nimg, latest, skipped=int(state.skipped))
+                if worst >= config.max_nonfinite_steps:
+                    raise TrainingDiverged(
+                        f"{worst} consecutive iterations had NaN/Inf losses or gradients (limit "
+                        f"config.max_nonfinite_steps={config.max_nonfinite_steps}); the parameters were never "
+                        f"updated with them and the last checkpoint in {checkpoint.checkpoint_dir(workdir)} is intact")
+            if nimg >= next_snapshot or nimg >= total_nimg or stopping:
+                next_snapshot += int(config.snapshot_kimg * 1000)
+                snapshot(state, step, nimg)
+            if stopping:
+                monitor.log(f"SIGTERM: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
+                break
+    finally:  # also on divergence or an error: finish the checkpoint under way
+        manager.wait_until_finished()
+        monitor.close()
     return state
 
 

@@ -226,6 +226,28 @@ class Trainer:
                              skipped=state.skipped + (~ok).astype(jnp.int32), streak=streak,
                              worst_streak=jnp.maximum(state.worst_streak, streak)), {}
 
+    def compile_phases(self, state: TrainState, image_shape: tuple[int, int, int], c_dim: int) -> None:
+        """Compiles every phase for this state and these batch shapes without running any.
+
+        With several processes on CPU, a collective fails when a peer arrives more than 30 s late;
+        compiling all phases before the first one runs keeps the processes in step.
+        """
+        local = self.batch_size // jax.process_count()
+        images = self.shard_batch(np.zeros((local, *image_shape), np.uint8))
+        labels = self.shard_batch(np.zeros((local, c_dim), np.float32))
+        self.g_main.lower(state, labels).compile()
+        self.d_main.lower(state, images, labels, labels).compile()
+        regs = [0]
+        if self.loss.pl_weight > 0:
+            self.g_reg.lower(state, labels).compile()
+            regs.append(1)
+        if self.loss.r1_gamma > 0:
+            self.d_reg.lower(state, images, labels).compile()
+            regs.append(len(regs))
+        flag = jax.ShapeDtypeStruct((), jnp.bool_, sharding=self.replicated)
+        for extra in regs:
+            self.update_ema.lower(state, jnp.float32(0.5), [flag] * (2 + extra)).compile()
+
     # ---- one iteration ----------------------------------------------------------------------
     def train_step(self, state: TrainState, step: int, nimg: int, real_img: jax.Array, real_c: jax.Array,
                    gen_c: tuple[jax.Array, jax.Array, jax.Array], ema_kimg: float,
