@@ -4,10 +4,10 @@ from stylegan_jax.training.config import default_config
 
 def get_config():
     c = default_config()
-    c.total_kimg = 3.0
+    c.total_kimg = 15.0
     c.batch_size = 16
-    c.snapshot_kimg = 1.0
-    c.tick_kimg = 0.5
+    c.snapshot_kimg = 5.0
+    c.tick_kimg = 1.0
     c.grid_size = (8, 4)
     c.dataset.source = "digits"
     c.dataset.resolution = 32
