@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from stylegan_jax import checkpoint
 from stylegan_jax.convert.state_dict import build_network, from_official_state_dict, network_spec
 from stylegan_jax.sampling import (
     GeneratorLoadError, export_generator, export_state_dict, generate_images, load_exported, load_generator)
@@ -93,6 +94,9 @@ def test_training_checkpoint_folder(tmp_path):
         _assert_same_variables(loaded_variables, variables)
     np.testing.assert_array_equal(generate_images(loaded_G, loaded_variables, SEEDS),
                                   generate_images(G, variables, SEEDS))
+    # The EMA generator is the default; the raw G of the same run gives other images.
+    raw_G, raw_variables = checkpoint.load_generator(str(tmp_path / "run"), which="G")
+    assert not np.array_equal(generate_images(raw_G, raw_variables, SEEDS), generate_images(G, variables, SEEDS))
     with pytest.raises(GeneratorLoadError, match="not found"):
         load_generator(tmp_path / "run", step=4)
     (tmp_path / "empty").mkdir()

@@ -69,7 +69,8 @@ def official_pickle(G, variables) -> bytes:
 
 
 def training_checkpoint(workdir, G, variables, step: int = 3) -> None:
-    """Writes a training checkpoint (stylegan_jax.checkpoint) whose G and G_ema are the given generator."""
+    """Writes a training checkpoint (stylegan_jax.checkpoint) whose G_ema is the given generator and whose
+    G (the raw, non-EMA generator) has the same structure with other values."""
     import dataclasses
 
     from stylegan_jax import checkpoint
@@ -77,7 +78,8 @@ def training_checkpoint(workdir, G, variables, step: int = 3) -> None:
 
     small = {"params": {"x": jnp.zeros(2)}}
     fields = {f.name: small for f in dataclasses.fields(TrainState)}
-    state = TrainState(**{**fields, "g": variables, "g_ema": variables, "step": jnp.int32(step)})
+    raw = jax.tree_util.tree_map(lambda x: x * 0.5 + 0.1, variables)
+    state = TrainState(**{**fields, "g": raw, "g_ema": variables, "step": jnp.int32(step)})
     manager = checkpoint.open_manager(str(workdir))
     checkpoint.save(manager, state, {"step": step, "networks": {"G": list(network_spec(G)), "D": ["", {}]}})
     manager.wait_until_finished()
