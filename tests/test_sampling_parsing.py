@@ -130,6 +130,8 @@ def test_load_target_crops_the_centre_and_resizes(tmp_path):
         load_target(tmp_path / "bad.png", 8)
     with pytest.raises(ValueError, match="cannot read image"):
         load_target(tmp_path / "missing.png", 8)
+    with pytest.raises(ValueError, match=r"is 40x20: its centre square is smaller than the generator's 32x32"):
+        load_target(tmp_path / "wide.png", 32)
 
 
 def test_write_video_gif(tmp_path):

@@ -33,8 +33,9 @@ def grid_shape(count: int, cols: int | None = None) -> tuple[int, int]:
 def load_target(path: str | os.PathLike, resolution: int, channels: int = 3) -> np.ndarray:
     """Reads an image as uint8 [resolution, resolution, channels]: centre square crop, then Lanczos resize.
 
-    Like the official projector; any size and aspect ratio is accepted (non-square images lose the
-    sides of their longer dimension). Raises ValueError when the file is not a readable image.
+    Like the official projector, any aspect ratio is accepted (non-square images lose the sides of
+    their longer dimension). Raises ValueError when the file is not a readable image, or when its
+    centre square is smaller than `resolution` (it would have to be invented by upscaling).
     """
     try:
         with PIL.Image.open(path) as image:
@@ -43,6 +44,9 @@ def load_target(path: str | os.PathLike, resolution: int, channels: int = 3) -> 
         raise ValueError(f"cannot read image {os.fspath(path)!r}: {e}") from e
     w, h = image.size
     s = min(w, h)
+    if s < resolution:
+        raise ValueError(f"target image {os.fspath(path)!r} is {w}x{h}: its centre square is smaller than the "
+                         f"generator's {resolution}x{resolution} output; use a photo of at least that size")
     image = image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
     image = image.resize((resolution, resolution), PIL.Image.LANCZOS)
     return np.asarray(image, np.uint8).reshape(resolution, resolution, channels)
