@@ -8,7 +8,6 @@ on 8 devices resumes on 1 or 4.
 """
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import flax.linen as nn
@@ -16,6 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 
+from stylegan_jax import fileio
 from stylegan_jax.convert.state_dict import abstract_variables, build_network
 from stylegan_jax.training.state import TrainState
 
@@ -25,8 +25,8 @@ NETWORK_ITEMS = {"G": "g", "D": "d", "G_ema": "g_ema"}
 
 
 def checkpoint_dir(workdir: str) -> str:
-    """Where a run keeps its checkpoints."""
-    return os.path.join(os.fspath(workdir), CHECKPOINT_DIR)
+    """Where a run keeps its checkpoints (an absolute path, as Orbax requires)."""
+    return fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
 
 
 def open_manager(workdir: str, max_to_keep: int = 5, read_only: bool = False) -> ocp.CheckpointManager:

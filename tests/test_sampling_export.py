@@ -86,6 +86,14 @@ def test_load_generator_errors(tmp_path):
         load_exported(tmp_path / "notes.txt")
 
 
+def test_training_checkpoint_in_a_relative_workdir(tmp_path, monkeypatch):
+    G, variables = sg2()
+    monkeypatch.chdir(tmp_path)
+    training_checkpoint("runs/relative", G, variables, step=2)  # like --workdir=runs/relative
+    assert checkpoint.checkpoint_dir("runs/relative") == str(tmp_path / "runs" / "relative" / "checkpoints")
+    _assert_same_variables(load_generator("runs/relative")[1], variables)
+
+
 def test_training_checkpoint_folder(tmp_path):
     G, variables = sg2()
     training_checkpoint(tmp_path / "run", G, variables, step=3)
