@@ -207,3 +207,24 @@ def test_vmap_over_batch_matches_batched_call():
 def test_bad_input_gets_clear_error(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+@pytest.mark.parametrize("stride", [2, 3])
+def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride):
+    from stylegan_jax.ops.conv2d_resample import _transposed_conv2d
+
+    rng = np.random.default_rng(stride)
+    worst = 0.0
+    with jax.enable_x64(True):
+        for kh, kw, ph, pw, groups, flip in [(3, 3, 0, 0, 1, True), (3, 3, 1, 1, 1, False), (4, 1, 2, 0, 2, True),
+                                             (1, 3, 0, 2, 2, False), (2, 2, 1, 0, 1, False)]:
+            x = rng.standard_normal((2, 5, 4, 4))
+            w = rng.standard_normal((6, 4 // groups, kh, kw))
+            pad = ((kh - 1 - ph,) * 2, (kw - 1 - pw,) * 2)
+            expected = jax.lax.conv_general_dilated(
+                x, w if flip else jnp.flip(w, (2, 3)), (1, 1), pad, lhs_dilation=(stride, stride),
+                dimension_numbers=("NHWC", "OIHW", "NHWC"), feature_group_count=groups)
+            actual = _transposed_conv2d(x, w, stride, (ph, pw), groups, flip)
+            assert actual.shape == expected.shape
+            worst = max(worst, float(jnp.max(jnp.abs(actual - expected))))
+    assert worst < 1e-12

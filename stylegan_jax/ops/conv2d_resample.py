@@ -19,7 +19,7 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0))
         feature_group_count=groups)
 
 
-def _phase_taps(kernel: int, pad: int, stride: int, phase: int) -> tuple[int, int]:
+def _phase_taps(pad: int, stride: int, phase: int) -> tuple[int, int]:
     """(first tap, input offset) of one output phase of a correlation over a zero-stuffed input."""
     first = (pad - phase) % stride
     return first, (phase + first - pad) // stride
@@ -41,10 +41,10 @@ def _transposed_conv2d(x, w, stride, padding, groups, flip_weight):
     rows_per_phase, cols_per_phase = -(-out_h // stride), -(-out_w // stride)
     phases = []
     for a in range(stride):
-        first_h, offset_h = _phase_taps(kh, pad_h, stride, a)
+        first_h, offset_h = _phase_taps(pad_h, stride, a)
         row = []
         for b in range(stride):
-            first_w, offset_w = _phase_taps(kw, pad_w, stride, b)
+            first_w, offset_w = _phase_taps(pad_w, stride, b)
             taps = w[:, :, first_h::stride, first_w::stride]
             if taps.shape[2] == 0 or taps.shape[3] == 0:
                 row.append(jnp.zeros((n, rows_per_phase, cols_per_phase, w.shape[0]), x.dtype))
