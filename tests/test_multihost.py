@@ -64,7 +64,7 @@ def test_two_processes_train_like_one_and_their_checkpoint_restores_in_one(tmp_p
     # The checkpoint written by the two processes (4 devices each) restores in this one process (8 devices).
     restored, meta = _restore(str(run))
     assert meta["step"] == 6 and int(restored.step) == 6
-    _assert_states_close(restored, straight, atol=1e-5)
+    _assert_states_close(restored, straight, atol=5e-6)  # measured max 1.1e-6
 
 
 def test_sigterm_on_one_host_stops_every_host_with_a_checkpoint(tmp_path):
