@@ -4,25 +4,19 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from stylegan_jax.ops.filters import filter_size, parse_padding
+from stylegan_jax.ops.filters import filter_size, parse_padding, polyphase_taps
 from stylegan_jax.ops.upfirdn2d import upfirdn2d
 
 
 def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0)), groups: int = 1,
-           flip_weight: bool = True, lhs_dilation: int = 1) -> jax.Array:
+           flip_weight: bool = True) -> jax.Array:
     """Grouped conv of NHWC `x` with OIHW weights `w`; flip_weight=True correlates (like torch)."""
     if not flip_weight:
         w = jnp.flip(w, axis=(2, 3))
     return jax.lax.conv_general_dilated(
         x, w.astype(x.dtype), window_strides=(stride, stride), padding=padding,
-        lhs_dilation=(lhs_dilation, lhs_dilation), dimension_numbers=("NHWC", "OIHW", "NHWC"),
+        dimension_numbers=("NHWC", "OIHW", "NHWC"),
         feature_group_count=groups)
-
-
-def _phase_taps(pad: int, stride: int, phase: int) -> tuple[int, int]:
-    """(first tap, input offset) of one output phase of a correlation over a zero-stuffed input."""
-    first = (pad - phase) % stride
-    return first, (phase + first - pad) // stride
 
 
 def _transposed_conv2d(x, w, stride, padding, groups, flip_weight):
@@ -41,10 +35,10 @@ def _transposed_conv2d(x, w, stride, padding, groups, flip_weight):
     rows_per_phase, cols_per_phase = -(-out_h // stride), -(-out_w // stride)
     phases = []
     for a in range(stride):
-        first_h, offset_h = _phase_taps(pad_h, stride, a)
+        first_h, offset_h = polyphase_taps(pad_h, stride, a)
         row = []
         for b in range(stride):
-            first_w, offset_w = _phase_taps(pad_w, stride, b)
+            first_w, offset_w = polyphase_taps(pad_w, stride, b)
             taps = w[:, :, first_h::stride, first_w::stride]
             if taps.shape[2] == 0 or taps.shape[3] == 0:
                 row.append(jnp.zeros((n, rows_per_phase, cols_per_phase, w.shape[0]), x.dtype))

@@ -73,3 +73,11 @@ def parse_padding(padding) -> tuple[int, int, int, int]:
         if isinstance(v, bool) or not float(v).is_integer():
             raise ValueError(f"padding must be integers, got {padding!r}")
     return tuple(int(v) for v in values)
+
+
+def polyphase_taps(pad: int, stride: int, phase: int) -> tuple[int, int]:
+    """(first kernel tap, input offset) of output phase `phase` of a correlation, padded by `pad` in front,
+    over an input with stride - 1 zeros inserted between samples: that phase uses taps first, first +
+    stride, ... of the kernel on the undilated input shifted by the offset."""
+    first = (pad - phase) % stride
+    return first, (phase + first - pad) // stride

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.ops.filters import filter_size, parse_padding, parse_scaling
+from stylegan_jax.ops.filters import filter_size, parse_padding, parse_scaling, polyphase_taps
 
 
 def _shifted_sum(x, k, start, out_size, step=(1, 1)):
@@ -55,9 +55,9 @@ def _fir_pass(x, kernel, up, down, padding):
     for ry in range(up[0]):
         cols = []
         for rx in range(up[1]):
-            first = [(p - r) % u for p, r, u in zip(pads, (ry, rx), up)]
-            start = [(r + t - p) // u for r, t, p, u in zip((ry, rx), first, pads, up)]
-            cols.append(_shifted_sum(x, kernel[first[0]::up[0], first[1]::up[1]], start, phase_size))
+            first_y, start_y = polyphase_taps(pads[0], up[0], ry)
+            first_x, start_x = polyphase_taps(pads[1], up[1], rx)
+            cols.append(_shifted_sum(x, kernel[first_y::up[0], first_x::up[1]], [start_y, start_x], phase_size))
         rows.append(jnp.stack(cols))
     phases = jnp.stack(rows)  # [up_y, up_x, N, Hp, Wp, C]
     n, c = x.shape[0], x.shape[3]
