@@ -79,7 +79,7 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
         G, variables = load_generator(args.network, args.step)
         data_cfg = _data_config(args.data, G)
     real = dataset_source(data_cfg, args.batch)
-    options = MetricOptions(generator=generator_source(G, variables), real=real, seed=args.seed,
+    options = MetricOptions(generator=generator_source(G, variables, args.batch), real=real, seed=args.seed,
                             batch_size=args.batch, inception_weights=args.inception)
     records = run_metrics([m for m in args.metrics.split(",") if m], options)
     for record in records:

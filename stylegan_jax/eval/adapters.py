@@ -1,13 +1,14 @@
 """Metric sources from our objects: a Flax generator and a dataset config."""
 from __future__ import annotations
 
-import functools
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.eval.sharding import ShardedBatchMap
 from stylegan_jax.eval.sources import Generator, RealImages
 from stylegan_jax.sampling.render import takes_transform
 
@@ -21,18 +22,34 @@ def _redraw_noise(variables: Mapping[str, Any], key: jax.Array) -> dict:
     return jax.tree_util.tree_unflatten(treedef, new)
 
 
-def generator_source(G: nn.Module, variables: Mapping[str, Any]) -> Generator:
-    """The jitted callables the metrics need, from one of our generators (const noise, psi = 1)."""
-    bind = lambda fn: functools.partial(jax.jit(fn), variables)
+def generator_source(G: nn.Module, variables: Mapping[str, Any], batch_size: int = 64) -> Generator:
+    """The callables the metrics need, from one of our generators (const noise, psi = 1).
+
+    Each runs jitted and sharded on the batch axis over all devices (chunks of at most `batch_size`).
+    """
+    def sharded(fn: Callable, params: Any) -> ShardedBatchMap:
+        return ShardedBatchMap(fn, params, batch_size)
+
+    generate = sharded(lambda v, z, c: G.apply(v, z, c, noise_mode="const"), variables)
+    variables = generate.params  # on every device once, shared by the other maps
+    mapping = sharded(lambda v, z, c: G.apply(v, z, c, method="mapping"), variables)
+    synthesis_map = sharded(
+        lambda v_key, ws: G.apply(_redraw_noise(*v_key), ws, noise_mode="const", method="synthesis"),
+        (variables, jax.random.key(0)))
+
+    def synthesis(ws: jax.Array, noise_key: jax.Array) -> np.ndarray:
+        return synthesis_map(ws, params=(variables, noise_key))
+
     render = None
     if takes_transform(G):
-        render = bind(lambda v, z, c, transform: G.apply(v, z, c, noise_mode="const", transform=transform))
-    return Generator(
-        generate=bind(lambda v, z, c: G.apply(v, z, c, noise_mode="const")),
-        z_dim=G.z_dim, c_dim=G.c_dim,
-        mapping=bind(lambda v, z, c: G.apply(v, z, c, method="mapping")),
-        synthesis=bind(lambda v, ws, key: G.apply(_redraw_noise(v, key), ws, noise_mode="const", method="synthesis")),
-        render=render)
+        render_map = sharded(lambda v_t, z, c: G.apply(v_t[0], z, c, noise_mode="const", transform=v_t[1]),
+                             (variables, jnp.eye(3)))
+
+        def render(z: jax.Array, c: jax.Array, transform: jax.Array) -> np.ndarray:
+            return render_map(z, c, params=(variables, transform))
+
+    return Generator(generate=generate, z_dim=G.z_dim, c_dim=G.c_dim, mapping=mapping, synthesis=synthesis,
+                     render=render)
 
 
 def dataset_source(dataset_cfg, batch_size: int = 64) -> RealImages:

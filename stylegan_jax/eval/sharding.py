@@ -18,40 +18,55 @@ def _round_up(value: int, multiple: int) -> int:
 
 
 @functools.lru_cache(maxsize=None)
-def _sharded_jit(fn: Callable, devices: tuple) -> tuple[Callable, NamedSharding, NamedSharding]:
-    # One jitted wrapper per (fn, devices), so that every map of the same fn reuses its compilations.
+def _mesh_shardings(devices: tuple) -> tuple[NamedSharding, NamedSharding]:
     mesh = Mesh(np.array(devices), ("batch",))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batched = NamedSharding(mesh, PartitionSpec("batch"))
-    return jax.jit(fn, in_shardings=(replicated, batched), out_shardings=replicated), replicated, batched
+    return NamedSharding(mesh, PartitionSpec()), NamedSharding(mesh, PartitionSpec("batch"))
+
+
+@functools.lru_cache(maxsize=None)
+def _sharded_jit(fn: Callable, devices: tuple, num_batched: int) -> Callable:
+    # One jitted wrapper per (fn, devices, inputs), so that every map of the same fn reuses its compilations.
+    replicated, batched = _mesh_shardings(devices)
+    return jax.jit(fn, in_shardings=(replicated, *[batched] * num_batched), out_shardings=replicated)
+
+
+def _pad_rows(part: np.ndarray, rows: int) -> np.ndarray:
+    if part.shape[0] == rows:
+        return part
+    return np.concatenate([part, np.zeros((rows - part.shape[0], *part.shape[1:]), part.dtype)])
 
 
 class ShardedBatchMap:
-    """Applies fn(params, x) to numpy batches of any size, split over a 1-D device mesh.
+    """Applies fn(params, *batched) to numpy batches of any size, split over a 1-D device mesh.
 
-    Inputs are cut into chunks of at most `batch_size` (rounded up to a multiple of the device
-    count); a short chunk is zero-padded to a device multiple and the padding dropped from the result.
+    All batched inputs share their first (batch) axis; `params` go whole to every device. Inputs
+    are cut into chunks of at most `batch_size` rows (rounded up to a multiple of the device count);
+    a short chunk is zero-padded to a device multiple and the padding dropped from the result.
     """
 
-    def __init__(self, fn: Callable[[Any, jax.Array], jax.Array], params: Any, batch_size: int,
+    def __init__(self, fn: Callable[..., jax.Array], params: Any, batch_size: int,
                  devices: Sequence[jax.Device] | None = None):
-        devices = tuple(jax.devices() if devices is None else devices)
-        self._fn, replicated, self._batched = _sharded_jit(fn, devices)
-        self._params = jax.device_put(params, replicated)
-        self._num_devices = len(devices)
-        self._chunk = _round_up(batch_size, self._num_devices)
+        self._fn = fn
+        self._devices = tuple(jax.devices() if devices is None else devices)
+        self._replicated, self.sharding = _mesh_shardings(self._devices)
+        self.params = jax.device_put(params, self._replicated)
+        self._chunk = _round_up(batch_size, len(self._devices))
 
-    def __call__(self, inputs: np.ndarray) -> np.ndarray:
-        if inputs.shape[0] == 0:
+    def __call__(self, *batched: Any, params: Any = None) -> np.ndarray:
+        """fn(params, *batched) for all rows, as numpy; `params` (if given) replace the stored ones for this call."""
+        arrays = [np.asarray(x) for x in batched]
+        total = arrays[0].shape[0] if arrays else 0
+        if total == 0:
             raise ValueError("ShardedBatchMap got an empty batch")
-        chunk = min(self._chunk, _round_up(inputs.shape[0], self._num_devices))
+        if any(a.ndim == 0 or a.shape[0] != total for a in arrays):
+            raise ValueError(f"batched inputs differ in batch size: {[a.shape for a in arrays]}")
+        params = self.params if params is None else jax.device_put(params, self._replicated)
+        fn = _sharded_jit(self._fn, self._devices, len(arrays))
+        chunk = min(self._chunk, _round_up(total, len(self._devices)))
         outputs = []
-        for start in range(0, inputs.shape[0], chunk):
-            part = inputs[start:start + chunk]
-            valid = part.shape[0]
-            if valid < chunk:
-                part = np.concatenate([part, np.zeros((chunk - valid, *part.shape[1:]), part.dtype)])
-            sharded = jax.make_array_from_callback(part.shape, self._batched, lambda index, part=part: part[index])
-            result = self._fn(self._params, sharded)
-            outputs.append(np.asarray(result)[:valid])
+        for start in range(0, total, chunk):
+            parts = [_pad_rows(a[start:start + chunk], chunk) for a in arrays]
+            sharded = [jax.make_array_from_callback(p.shape, self.sharding, lambda index, p=p: p[index])
+                       for p in parts]
+            outputs.append(np.asarray(fn(params, *sharded))[:min(chunk, total - start)])
         return np.concatenate(outputs)
