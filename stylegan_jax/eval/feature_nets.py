@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.eval import inception, weight_files
+from stylegan_jax.eval import inception, vgg16, weight_files
 from stylegan_jax.eval.images import check_uint8_nhwc
 from stylegan_jax.eval.sharding import ShardedBatchMap
 
@@ -78,6 +78,26 @@ def _probabilities_net(weights: str | None, batch_size: int, devices: tuple | No
             f"'output.weight' [{inception.NUM_LOGITS}, {inception.FEATURE_DIM}]: pass a weights file "
             "(.npz or TorchScript) of the 2015-12-05 Inception that includes it")
     return FeatureNet(f"inception-2015-12-05-probs-{identity}", _probabilities, params, batch_size, devices)
+
+
+@functools.lru_cache(maxsize=None)
+def _vgg16_fc2_fn(module: vgg16.VGG16FC2) -> Callable[[Any, jax.Array], jax.Array]:
+    # One function per architecture, so that FeatureNets of the same widths share compilations.
+    return lambda params, images: module.apply({"params": params}, vgg16.preprocess(images, module.input_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _vgg16_net(weights: str, batch_size: int, devices: tuple | None) -> FeatureNet:
+    path = weight_files.existing_file(weights)
+    module, params = vgg16.vgg16_params(weight_files.read_tensors(path), source=str(path))
+    name = f"vgg16-fc2-{path.stem}-{weight_files.file_digest(path)}"
+    return FeatureNet(name, _vgg16_fc2_fn(module), params, batch_size, devices)
+
+
+def vgg16_fc2(weights: str | os.PathLike, batch_size: int = DEFAULT_BATCH_SIZE,
+              devices: Sequence[jax.Device] | None = None) -> FeatureNet:
+    """Precision/recall's VGG16 (fc2 after ReLU, 4096-d) from a torchvision-named weights file (.npz or .pt)."""
+    return _vgg16_net(os.fspath(weights), batch_size, None if devices is None else tuple(devices))
 
 
 def inception_pool3(weights: str | os.PathLike | None = None, batch_size: int = DEFAULT_BATCH_SIZE,

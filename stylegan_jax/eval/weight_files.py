@@ -38,13 +38,13 @@ def existing_file(path: str | os.PathLike) -> pathlib.Path:
 
 
 def read_tensors(path: pathlib.Path) -> dict[str, np.ndarray]:
-    """Flat {name: array} of a weights file: .npz, or a TorchScript zip (read without torch)."""
+    """Flat {name: array} of a weights file: .npz, or a torch zip (TorchScript or state dict; read without torch)."""
     if path.suffix == ".npz":
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}
     if zipfile.is_zipfile(path):
-        return pickle_readers.read_torchscript_tensors(str(path))
-    raise ValueError(f"{path}: unsupported weights format (expected .npz or a TorchScript .pt zip)")
+        return pickle_readers.read_torch_zip_tensors(str(path))
+    raise ValueError(f"{path}: unsupported weights format (expected .npz or a torch .pt zip)")
 
 
 def file_digest(path: pathlib.Path) -> str:
