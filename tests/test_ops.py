@@ -211,7 +211,7 @@ def test_bad_input_gets_clear_error(call, message):
 
 @pytest.mark.parametrize("stride", [2, 3])
 def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride):
-    from stylegan_jax.ops.conv2d_resample import _transposed_conv2d
+    from stylegan_jax.ops.conv2d import transposed_conv2d
 
     rng = np.random.default_rng(stride)
     worst = 0.0
@@ -224,7 +224,38 @@ def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride):
             expected = jax.lax.conv_general_dilated(
                 x, w if flip else jnp.flip(w, (2, 3)), (1, 1), pad, lhs_dilation=(stride, stride),
                 dimension_numbers=("NHWC", "OIHW", "NHWC"), feature_group_count=groups)
-            actual = _transposed_conv2d(x, w, stride, (ph, pw), groups, flip)
+            actual = transposed_conv2d(x, w, stride, (ph, pw), groups, flip)
             assert actual.shape == expected.shape
             worst = max(worst, float(jnp.max(jnp.abs(actual - expected))))
+    assert worst < 1e-12
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_conv2d_custom_gradients_equal_xla_autodiff(stride):
+    """conv2d's own VJP (tap-wise weight gradient, polyphase input gradient) against XLA's, to second order."""
+    from stylegan_jax.ops.conv2d import conv2d
+
+    rng = np.random.default_rng(stride)
+    worst = 0.0
+    with jax.enable_x64(True):
+        for kh, kw, padding, height, width in [(3, 3, ((1, 1), (1, 1)), 7, 6), (3, 3, ((2, 2), (2, 2)), 5, 5),
+                                               (4, 2, ((0, 1), (2, 0)), 9, 8), (1, 1, ((0, 0), (0, 0)), 6, 7),
+                                               (3, 1, ((0, 0), (0, 0)), 8, 5)]:
+            x = rng.standard_normal((2, height, width, 3))
+            w = rng.standard_normal((4, 3, kh, kw))
+            probe = rng.standard_normal(conv2d(x, w, stride, padding).shape)
+            reference = lambda x, w: jax.lax.conv_general_dilated(
+                x, w, (stride, stride), padding, dimension_numbers=("NHWC", "OIHW", "NHWC"))
+
+            def first_and_second_order(conv):
+                loss = lambda x, w: jnp.sum(conv(x, w) * probe)
+                dx, dw = jax.grad(loss, argnums=(0, 1))(x, w)
+                r1 = jax.grad(lambda w: jnp.sum(jax.grad(loss)(x, w) ** 2))(w)
+                return dx, dw, r1
+
+            ours = first_and_second_order(lambda x, w: conv2d(x, w, stride, padding))
+            theirs = first_and_second_order(reference)
+            for a, b in zip(ours, theirs):
+                assert a.shape == b.shape
+                worst = max(worst, float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))))
     assert worst < 1e-12

@@ -2,55 +2,10 @@
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
-from stylegan_jax.ops.filters import filter_size, parse_padding, polyphase_taps
+from stylegan_jax.ops.conv2d import conv2d, transposed_conv2d
+from stylegan_jax.ops.filters import filter_size, parse_padding
 from stylegan_jax.ops.upfirdn2d import upfirdn2d
-
-
-def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0)), groups: int = 1,
-           flip_weight: bool = True) -> jax.Array:
-    """Grouped conv of NHWC `x` with OIHW weights `w`; flip_weight=True correlates (like torch)."""
-    if not flip_weight:
-        w = jnp.flip(w, axis=(2, 3))
-    return jax.lax.conv_general_dilated(
-        x, w.astype(x.dtype), window_strides=(stride, stride), padding=padding,
-        dimension_numbers=("NHWC", "OIHW", "NHWC"),
-        feature_group_count=groups)
-
-
-def _transposed_conv2d(x, w, stride, padding, groups, flip_weight):
-    """Transposed (fractionally strided) grouped conv, the adjoint of a strided correlation.
-
-    Computed polyphase: each of the stride**2 output phases is an ordinary correlation of the
-    undilated input with every stride-th tap of the kernel, and the phases are interleaved. This
-    never multiplies the inserted zeros and avoids lhs-dilated convs, which XLA compiles poorly.
-    """
-    if not flip_weight:
-        w = jnp.flip(w, axis=(2, 3))
-    n, h, wd, _ = x.shape
-    kh, kw = w.shape[2], w.shape[3]
-    pad_h, pad_w = kh - 1 - padding[0], kw - 1 - padding[1]
-    out_h, out_w = (h - 1) * stride + 2 * pad_h - kh + 2, (wd - 1) * stride + 2 * pad_w - kw + 2
-    rows_per_phase, cols_per_phase = -(-out_h // stride), -(-out_w // stride)
-    phases = []
-    for a in range(stride):
-        first_h, offset_h = polyphase_taps(pad_h, stride, a)
-        row = []
-        for b in range(stride):
-            first_w, offset_w = polyphase_taps(pad_w, stride, b)
-            taps = w[:, :, first_h::stride, first_w::stride]
-            if taps.shape[2] == 0 or taps.shape[3] == 0:
-                row.append(jnp.zeros((n, rows_per_phase, cols_per_phase, w.shape[0]), x.dtype))
-                continue
-            window = jax.lax.pad(x, jnp.zeros((), x.dtype), (
-                (0, 0, 0), (-offset_h, rows_per_phase + taps.shape[2] - 1 - h + offset_h, 0),
-                (-offset_w, cols_per_phase + taps.shape[3] - 1 - wd + offset_w, 0), (0, 0, 0)))
-            row.append(conv2d(window, taps, groups=groups))
-        phases.append(jnp.stack(row, axis=3))  # [N, rows, cols, stride (b), C]
-    y = jnp.stack(phases, axis=2)  # [N, rows, stride (a), cols, stride (b), C]
-    y = y.reshape(n, rows_per_phase * stride, cols_per_phase * stride, w.shape[0])
-    return y[:, :out_h, :out_w]
 
 
 def conv2d_resample(x: jax.Array, w: jax.Array, f=None, up: int = 1, down: int = 1, padding=0,
@@ -98,7 +53,7 @@ def conv2d_resample(x: jax.Array, w: jax.Array, f=None, up: int = 1, down: int =
         py1 -= kh - up
         pxt = max(min(-px0, -px1), 0)
         pyt = max(min(-py0, -py1), 0)
-        x = _transposed_conv2d(x, w, up, (pyt, pxt), groups, flip_weight)
+        x = transposed_conv2d(x, w, up, (pyt, pxt), groups, flip_weight)
         x = upfirdn2d(x, f, padding=[px0 + pxt, px1 + pxt, py0 + pyt, py1 + pyt], gain=up ** 2,
                       flip_filter=flip_filter)
         if down > 1:

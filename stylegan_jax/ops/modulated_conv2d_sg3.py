@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.ops.conv2d_resample import conv2d
+from stylegan_jax.ops.conv2d import conv2d
 
 
 def _parse_conv_padding(padding) -> tuple[tuple[int, int], tuple[int, int]]:
