@@ -231,10 +231,13 @@ def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride):
 
 
 @pytest.mark.parametrize("stride", [1, 2, 3])
-def test_conv2d_custom_gradients_equal_xla_autodiff(stride):
-    """conv2d's own VJP (tap-wise weight gradient, polyphase input gradient) against XLA's, to second order."""
+def test_conv2d_custom_gradients_equal_xla_autodiff(stride, monkeypatch):
+    """conv2d's own VJP (tap-wise weight gradient, polyphase input gradient) and its 1x1 matrix
+    product against XLA's convolution, to second order; every shape takes the custom path here."""
+    from stylegan_jax.ops import conv2d as conv2d_module
     from stylegan_jax.ops.conv2d import conv2d
 
+    monkeypatch.setattr(conv2d_module, "_LARGE_TAP_MACS", 0)
     rng = np.random.default_rng(stride)
     worst = 0.0
     with jax.enable_x64(True):

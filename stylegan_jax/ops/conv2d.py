@@ -32,15 +32,18 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0))
         w = jnp.flip(w, axis=(2, 3))
     w = w.astype(x.dtype)
     padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+    if groups == 1 and stride == 1 and w.shape[2:] == (1, 1) and padding == ((0, 0), (0, 0)):
+        # A matrix product: XLA:CPU runs 1x1 convs (toRGB) and their gradients several times slower.
+        return jnp.einsum("nhwi,oi->nhwo", x, w[:, :, 0, 0])
     if groups != 1 or min(min(p) for p in padding) < 0 or _xla_gradient_is_fast(x.shape, w.shape, stride, padding):
         return _xla_conv(x, w, stride, padding, groups)
     return _dense_conv(x, w, (int(stride), padding))
 
 
-# Above about this many multiply-adds XLA:CPU's weight gradient of a 'same' 3x3 conv falls behind the
-# tap-wise one (measured: 4.1 s vs 1.3 s at 4x256x256, 128 -> 128 channels, 39e9; even at 2.4e9;
-# 3x faster below 1e9).
-_LARGE_CONV_MACS = 4e9
+# Above about this many multiply-adds per kernel tap XLA:CPU's weight gradient of a 'same' conv
+# falls behind the tap-wise one (measured: 4.1 s vs 1.3 s at 4x256x256, 128 -> 128 channels, 3x3;
+# 49 vs 25 ms at 4x33x33, 512 -> 512, 1x2; XLA's 1.5-3x faster at 4x64x64, 64 -> 64, 3x3).
+_LARGE_TAP_MACS = 4e8
 
 
 def _xla_gradient_is_fast(x_shape, w_shape, stride, padding) -> bool:
@@ -50,8 +53,8 @@ def _xla_gradient_is_fast(x_shape, w_shape, stride, padding) -> bool:
         return True
     out_channels, in_channels, kh, kw = w_shape
     same_or_less = max(padding[0]) <= (kh - 1) // 2 and max(padding[1]) <= (kw - 1) // 2
-    macs = x_shape[0] * x_shape[1] * x_shape[2] * in_channels * out_channels * kh * kw
-    return stride == 1 and same_or_less and macs < _LARGE_CONV_MACS
+    tap_macs = x_shape[0] * x_shape[1] * x_shape[2] * in_channels * out_channels
+    return stride == 1 and same_or_less and tap_macs < _LARGE_TAP_MACS
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
