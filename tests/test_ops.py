@@ -232,8 +232,8 @@ def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride):
 
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_conv2d_custom_gradients_equal_xla_autodiff(stride, monkeypatch):
-    """conv2d's own VJP (tap-wise weight gradient, polyphase input gradient) and its 1x1 matrix
-    product against XLA's convolution, to second order; every shape takes the custom path here."""
+    """conv2d's rewrites (own VJP, polyphase strides, 1x1 matrix product) against XLA's convolution,
+    values and gradients to second order; every unstrided shape takes the own VJP here."""
     from stylegan_jax.ops import conv2d as conv2d_module
     from stylegan_jax.ops.conv2d import conv2d
 
@@ -254,7 +254,7 @@ def test_conv2d_custom_gradients_equal_xla_autodiff(stride, monkeypatch):
                 loss = lambda x, w: jnp.sum(conv(x, w) * probe)
                 dx, dw = jax.grad(loss, argnums=(0, 1))(x, w)
                 r1 = jax.grad(lambda w: jnp.sum(jax.grad(loss)(x, w) ** 2))(w)
-                return dx, dw, r1
+                return conv(x, w), dx, dw, r1
 
             ours = first_and_second_order(lambda x, w: conv2d(x, w, stride, padding))
             theirs = first_and_second_order(reference)
