@@ -28,7 +28,10 @@ SG2_D = "training.networks_stylegan2.Discriminator"
 def generator_spec(arch: str, res: int, preset: str) -> tuple[str, dict]:
     """The benchmark's generator: golden widths ('small') or the paper's."""
     common = dict(c_dim=0, img_resolution=res, img_channels=3, num_fp16_res=0, conv_clamp=256)
-    if preset == "paper":
+    if preset == "paper" and arch == "sg3r":
+        # The official StyleGAN3-R configuration doubles the channel counts.
+        widths = dict(z_dim=512, w_dim=512, channel_base=65536, channel_max=1024)
+    elif preset == "paper":
         widths = dict(z_dim=512, w_dim=512, channel_base=32768, channel_max=512)
     elif arch == "sg3t":
         widths = dict(z_dim=128, w_dim=128, channel_base=1024, channel_max=32)

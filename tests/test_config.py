@@ -84,3 +84,24 @@ def test_unknown_keys_are_named():
 def test_unknown_metrics_fail_at_start_up():
     with pytest.raises(ValueError, match=r"config\.metrics: unknown metric\(s\) \['fid51k'\]"):
         validate_config(_digits_config(metrics=("fid50k_full", "fid51k")), num_devices=8)
+
+
+def test_metric_weight_files_are_checked_at_start_up(tmp_path):
+    config = _digits_config(**{"metric_weights.vgg16": str(tmp_path / "missing_vgg16.npz")})
+    with pytest.raises(ValueError, match=r"config\.metric_weights\.vgg16: no such file .*missing_vgg16\.npz"):
+        validate_config(config, num_devices=8)
+
+
+def test_metric_weights_reach_the_metric_options(tmp_path, monkeypatch):
+    import stylegan_jax.eval
+    from stylegan_jax.eval import adapters
+    from stylegan_jax.training import loop
+
+    seen = {}
+    monkeypatch.setattr(stylegan_jax.eval, "run_metrics", lambda names, options: seen.update(options=options) or [])
+    monkeypatch.setattr(adapters, "generator_source", lambda G, variables: None)
+    monkeypatch.setattr(adapters, "dataset_source", lambda dataset: None)
+    config = _digits_config(**{"metric_weights.vgg16": "/weights/vgg16.npz", "metrics": ("pr1k3_full",)})
+    assert loop._run_metrics(config, None, {}) == {}
+    options = seen["options"]
+    assert (options.vgg16_weights, options.inception_weights, options.lpips_weights) == ("/weights/vgg16.npz", None, None)

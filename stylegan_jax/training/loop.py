@@ -179,8 +179,11 @@ def _run_metrics(config, G, g_ema_vars) -> dict[str, Any]:
     from stylegan_jax.eval import MetricOptions, run_metrics
     from stylegan_jax.eval.adapters import dataset_source, generator_source
 
-    # Host copies: each process runs the generator on its own devices (the same images everywhere).
+    # Host copies, placed on every device by the metric maps: generation and feature extraction are
+    # sharded over all devices of all processes, and every process gets every row back.
+    weights = {key: path or None for key, path in config.metric_weights.items()}
     options = MetricOptions(generator=generator_source(G, jax.device_get(g_ema_vars)),
                             real=dataset_source(config.dataset),
-                            seed=config.seed)
+                            seed=config.seed, inception_weights=weights["inception"],
+                            lpips_weights=weights["lpips"], vgg16_weights=weights["vgg16"])
     return {record["metric"]: record["results"] for record in run_metrics(list(config.metrics), options)}
