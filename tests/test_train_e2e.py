@@ -131,3 +131,23 @@ def test_main_reports_a_bad_config_in_one_line(tmp_path):
     assert out.stderr.strip().splitlines()[-1] == (
         "error: config.batch_size must be a positive multiple of the 8 devices, got 12")
     assert "Traceback" not in out.stderr
+
+
+def test_resume_weights_of_another_shape_are_refused_with_the_variable_named(tiny_straight_run, monkeypatch):
+    from stylegan_jax.training import loop
+
+    state = tiny_straight_run
+    paths_and_leaves = jax.tree_util.tree_flatten_with_path(state.g)[0]
+    wrong_name = jax.tree_util.keystr(paths_and_leaves[0][0])
+    wrong_g = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(state.g),
+                                           [np.zeros((*np.shape(paths_and_leaves[0][1]), 2), np.float32)]
+                                           + [np.asarray(leaf) for _, leaf in paths_and_leaves[1:]])
+    runs = {"/runs/other": {"G": wrong_g, "D": state.d, "G_ema": state.g_ema},
+            "/runs/same": {"G": state.g, "D": state.d, "G_ema": state.g_ema}}
+    monkeypatch.setattr(checkpoint, "load_network", lambda source, which: (None, runs[source][which]))
+    with pytest.raises(ValueError, match=r"config\.resume: G of /runs/other does not fit .*1 variable") as error:
+        loop._resume_weights(state, "/runs/other")
+    assert wrong_name in str(error.value)
+    resumed = loop._resume_weights(state, "/runs/same")
+    for new, old in zip(jax.tree_util.tree_leaves(resumed.g), jax.tree_util.tree_leaves(state.g)):
+        np.testing.assert_array_equal(np.asarray(new), np.asarray(old))

@@ -68,9 +68,23 @@ def _resume_weights(state: TrainState, source: str) -> TrainState:
         nets = {key: variables for key, (_, variables) in load_official_pickle(source).items()}
     else:
         nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
+    for key, old in (("G", state.g), ("D", state.d), ("G_ema", state.g_ema)):
+        _check_same_shapes(nets[key], old, f"config.resume: {key} of {source}")
     put = lambda new, old: jax.tree_util.tree_map(lambda n, o: jax.device_put(jnp.asarray(n, o.dtype), o.sharding),
                                                   new, old)
     return state.replace(g=put(nets["G"], state.g), d=put(nets["D"], state.d), g_ema=put(nets["G_ema"], state.g_ema))
+
+
+def _check_same_shapes(new, old, what: str) -> None:
+    """Raises a ValueError naming the variables whose names or shapes differ from this config's."""
+    shapes = lambda tree: {jax.tree_util.keystr(path): np.shape(leaf)
+                           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+    new_shapes, old_shapes = shapes(new), shapes(old)
+    problems = [f"{name} {new_shapes.get(name, 'missing')} vs {old_shapes.get(name, 'missing')}"
+                for name in sorted(set(new_shapes) | set(old_shapes)) if new_shapes.get(name) != old_shapes.get(name)]
+    if problems:
+        raise ValueError(f"{what} does not fit this config's network ({len(problems)} variable(s) differ, "
+                         f"theirs vs ours): {'; '.join(problems[:3])}")
 
 
 def _generator_labels(dataset, count: int, rng: np.random.Generator) -> np.ndarray:
