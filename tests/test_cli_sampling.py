@@ -168,3 +168,13 @@ def test_python_dash_m_bad_input_is_one_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "no such file or directory" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_generate_raw_takes_the_non_ema_generator_of_a_checkpoint(networks, tmp_path):
+    from stylegan_jax import checkpoint
+
+    rc = generate_cli.main([f"--network={networks['checkpoint']}", "--raw", "--seeds=7", f"--outdir={tmp_path}"])
+    assert rc == 0
+    raw_G, raw_variables = checkpoint.load_generator(networks["checkpoint"], which="G")
+    np.testing.assert_array_equal(_read(tmp_path / "seed0007.png"), generate_images(raw_G, raw_variables, [7])[0])
+    assert not np.array_equal(_read(tmp_path / "seed0007.png"), generate_images(*sg2(), [7])[0])

@@ -38,8 +38,11 @@ def test_export_round_trip_gives_identical_images(net, folder, tmp_path):
 
 def test_official_pickle_gives_the_images_of_its_source_variables(tmp_path):
     G, variables = sg2()
+    raw_variables = jax.tree_util.tree_map(lambda x: x * 0.5 + 0.1, variables)
     path = tmp_path / "network-snapshot.pkl"
-    path.write_bytes(official_pickle(G, variables))
+    path.write_bytes(official_pickle(G, variables, raw_variables))
+    _, loaded_raw = load_generator(path, raw=True)
+    _assert_same_variables(loaded_raw, raw_variables)
     loaded_G, loaded_variables = load_generator(path)
     _assert_same_variables(loaded_variables, variables)
     np.testing.assert_array_equal(generate_images(loaded_G, loaded_variables, SEEDS),
@@ -82,6 +85,11 @@ def test_load_generator_errors(tmp_path):
     path = export_generator(tmp_path / "g.msgpack", G, variables)
     with pytest.raises(GeneratorLoadError, match="step"):
         load_generator(path, step=3)
+    with pytest.raises(GeneratorLoadError, match="an export holds one generator"):
+        load_generator(path, raw=True)
+    (tmp_path / "ema_only.pkl").write_bytes(official_pickle(G, variables))
+    with pytest.raises(GeneratorLoadError, match=r"holds no raw generator G \(only \['G_ema'\]\)"):
+        load_generator(tmp_path / "ema_only.pkl", raw=True)
     with pytest.raises(ValueError, match="not a stylegan_jax generator export"):
         load_exported(tmp_path / "notes.txt")
 
@@ -102,9 +110,11 @@ def test_training_checkpoint_folder(tmp_path):
         _assert_same_variables(loaded_variables, variables)
     np.testing.assert_array_equal(generate_images(loaded_G, loaded_variables, SEEDS),
                                   generate_images(G, variables, SEEDS))
-    # The EMA generator is the default; the raw G of the same run gives other images.
+    # The EMA generator is the default; the raw G of the same run (raw=True) gives other images.
     raw_G, raw_variables = checkpoint.load_generator(str(tmp_path / "run"), which="G")
     assert not np.array_equal(generate_images(raw_G, raw_variables, SEEDS), generate_images(G, variables, SEEDS))
+    _, raw_loaded = load_generator(tmp_path / "run", raw=True)
+    _assert_same_variables(raw_loaded, raw_variables)
     with pytest.raises(GeneratorLoadError, match="not found"):
         load_generator(tmp_path / "run", step=4)
     (tmp_path / "empty").mkdir()

@@ -59,12 +59,13 @@ def sg3():
     return G, _init(G, 2)
 
 
-def official_pickle(G, variables) -> bytes:
-    """An official-like snapshot pickle holding G_ema (built without torch)."""
+def official_pickle(G, variables, raw_variables=None) -> bytes:
+    """An official-like snapshot pickle holding G_ema (and G when raw_variables are given), built without torch."""
     class_name, init_kwargs = network_spec(G)
+    record = lambda v: writer.network_record(class_name, init_kwargs, to_official_state_dict(G, v))
+    networks = {"G_ema": record(variables)} | ({"G": record(raw_variables)} if raw_variables is not None else {})
     f = io.BytesIO()
-    writer.dump({"G_ema": writer.network_record(class_name, init_kwargs, to_official_state_dict(G, variables)),
-                 "training_set_kwargs": None}, f)
+    writer.dump({**networks, "training_set_kwargs": None}, f)
     return f.getvalue()
 
 

@@ -42,6 +42,8 @@ def new_parser(module: str, description: str) -> ArgumentParser:
                         help="official network .pkl, stylegan_jax export (file or folder) or training run folder")
     parser.add_argument("--step", type=int, metavar="N",
                         help="training step to load from a checkpoint folder (default: the latest)")
+    parser.add_argument("--raw", action="store_true",
+                        help="the raw generator G of a pickle or checkpoint instead of its moving average G_ema")
     return parser
 
 
@@ -53,7 +55,7 @@ def add_noise_mode(parser: argparse.ArgumentParser) -> None:
 def load_network(args: argparse.Namespace) -> tuple[nn.Module, dict]:
     """Loads the generator named by --network (and --step), telling the user on stdout."""
     print(f'Loading networks from "{args.network}"...')
-    return load_generator(args.network, step=args.step)
+    return load_generator(args.network, step=args.step, raw=args.raw)
 
 
 def run(parser: argparse.ArgumentParser, command: Callable[[argparse.Namespace], None],

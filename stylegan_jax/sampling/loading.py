@@ -17,22 +17,26 @@ class GeneratorLoadError(ValueError):
     """The path holds no generator that can be loaded; the message says why."""
 
 
-def load_generator(path: str | os.PathLike, step: int | None = None) -> tuple[nn.Module, dict]:
+def load_generator(path: str | os.PathLike, step: int | None = None, raw: bool = False) -> tuple[nn.Module, dict]:
     """(module, variables) of the generator at `path`.
 
     A file is an official network pickle (its G_ema, else G) or an export file; a folder is an
     export folder or a training workdir/checkpoint, of which `step` picks the step (default: latest).
+    raw=True loads the raw generator G of a pickle or checkpoint instead of its moving average G_ema.
     """
     path = pathlib.Path(path).expanduser()
     if not path.exists():
         raise GeneratorLoadError(f"{os.fspath(path)!r}: no such file or directory")
     try:
         if path.is_dir() and not is_exported_folder(path):
-            return _load_checkpoint(path, step)
+            return _load_checkpoint(path, step, raw)
         if step is not None:
             raise GeneratorLoadError(f"{os.fspath(path)!r}: a step applies to training checkpoint folders only")
         if path.is_file() and _starts_with(path, _PICKLE_PROTOCOL_2_PLUS):
-            return _load_pickle(path)
+            return _load_pickle(path, raw)
+        if raw:
+            raise GeneratorLoadError(f"{os.fspath(path)!r}: an export holds one generator; raw applies to "
+                                     "official pickles and training checkpoints")
         return load_exported(path)
     except GeneratorLoadError:
         raise
@@ -45,18 +49,19 @@ def _starts_with(path: pathlib.Path, prefix: bytes) -> bool:
         return f.read(len(prefix)) == prefix
 
 
-def _load_pickle(path: pathlib.Path) -> tuple[nn.Module, dict]:
+def _load_pickle(path: pathlib.Path, raw: bool) -> tuple[nn.Module, dict]:
     networks = load_official_pickle(path)
-    for key in ("G_ema", "G"):
+    for key in ("G",) if raw else ("G_ema", "G"):
         if key in networks:
             return networks[key]
-    raise GeneratorLoadError(f"{os.fspath(path)!r} holds no generator (only {sorted(networks)})")
+    wanted = "raw generator G" if raw else "generator"
+    raise GeneratorLoadError(f"{os.fspath(path)!r} holds no {wanted} (only {sorted(networks)})")
 
 
-def _load_checkpoint(path: pathlib.Path, step: int | None) -> tuple[nn.Module, dict]:
+def _load_checkpoint(path: pathlib.Path, step: int | None, raw: bool) -> tuple[nn.Module, dict]:
     try:
         from stylegan_jax.checkpoint import load_generator as load_checkpoint
     except ImportError as e:
         raise GeneratorLoadError(f"{os.fspath(path)!r} is a folder but not a generator export, and training "
                                  f"checkpoints cannot be read here ({e})") from e
-    return load_checkpoint(path, step=step)
+    return load_checkpoint(path, step=step, which="G" if raw else "G_ema")
