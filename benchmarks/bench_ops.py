@@ -55,8 +55,10 @@ def main():
     print_header(["op", "input", "compile s", "fwd ms", "fwd+bwd ms"])
     for name, fn in cases(args.channels):
         compile_s, fwd = time_compiled(fn, x)
-        grad = jax.grad(lambda x: jnp.sum(fn(x).astype(jnp.float32)))
-        _, bwd = time_compiled(grad, x)
+        # A random cotangent: with sum() the gradient of a linear op would be constant-folded.
+        probe = jax.random.normal(jax.random.key(1), jax.eval_shape(fn, x).shape, jnp.float32)
+        grad = jax.grad(lambda x, probe: jnp.sum(fn(x).astype(jnp.float32) * probe))
+        _, bwd = time_compiled(grad, x, probe)
         print_row([name, "x".join(map(str, x.shape)) + f" {args.dtype}", compile_s, fwd, bwd])
     print(f"\ndevice: {jax.devices()[0].device_kind}, jax {jax.__version__}, median of 5 runs after compilation")
 
