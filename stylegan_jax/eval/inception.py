@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.eval.resize import tf1_bilinear_resize
+from stylegan_jax.tree_shapes import shape_mismatches
 
 BN_EPSILON = 1e-3
 FEATURE_DIM = 2048
@@ -195,14 +196,10 @@ def inception_params(tensors: dict[str, np.ndarray]) -> dict:
 def _check_param_shapes(params: dict) -> None:
     expected = jax.eval_shape(
         InceptionV3Layers().init, jax.random.key(0), jnp.zeros((1, INPUT_SIZE, INPUT_SIZE, 3)))["params"]
-    expected_shapes = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(expected)}
-    actual_shapes = {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(params)}
-    if expected_shapes != actual_shapes:
-        missing = sorted(set(expected_shapes) - set(actual_shapes))
-        wrong = sorted(k for k in expected_shapes.keys() & actual_shapes.keys()
-                       if expected_shapes[k] != actual_shapes[k])
-        raise ValueError(f"Inception weights do not fit the 2015-12-05 Inception-v3: missing {missing[:5]}, "
-                         f"wrong shapes {wrong[:5]}")
+    problems = shape_mismatches(params, expected)
+    if problems:
+        raise ValueError(f"Inception weights do not fit the 2015-12-05 Inception-v3 ({len(problems)} tensor(s) "
+                         f"differ, given vs expected): {'; '.join(problems[:5])}")
 
 
 def preprocess(images: jax.Array) -> jax.Array:

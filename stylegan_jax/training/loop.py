@@ -19,6 +19,7 @@ from stylegan_jax.training import config as config_lib
 from stylegan_jax.training.monitor import Monitor
 from stylegan_jax.training.state import TrainState
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
+from stylegan_jax.tree_shapes import shape_mismatches
 
 
 class TrainingDiverged(RuntimeError):
@@ -77,11 +78,7 @@ def _resume_weights(state: TrainState, source: str) -> TrainState:
 
 def _check_same_shapes(new, old, what: str) -> None:
     """Raises a ValueError naming the variables whose names or shapes differ from this config's."""
-    shapes = lambda tree: {jax.tree_util.keystr(path): np.shape(leaf)
-                           for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
-    new_shapes, old_shapes = shapes(new), shapes(old)
-    problems = [f"{name} {new_shapes.get(name, 'missing')} vs {old_shapes.get(name, 'missing')}"
-                for name in sorted(set(new_shapes) | set(old_shapes)) if new_shapes.get(name) != old_shapes.get(name)]
+    problems = shape_mismatches(new, old)
     if problems:
         raise ValueError(f"{what} does not fit this config's network ({len(problems)} variable(s) differ, "
                          f"theirs vs ours): {'; '.join(problems[:3])}")
