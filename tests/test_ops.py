@@ -209,9 +209,15 @@ def test_bad_input_gets_clear_error(call, message):
         call()
 
 
+@pytest.mark.parametrize("stacked", [False, True])
 @pytest.mark.parametrize("stride", [2, 3])
-def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride):
+def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride, stacked, monkeypatch):
+    """Both forms of the transposed conv (phases separate, or stacked into one conv's channels, which
+    CPU takes for few channels and groups=1) against XLA's input-dilated convolution."""
+    from stylegan_jax.ops import conv2d as conv2d_module
     from stylegan_jax.ops.conv2d import transposed_conv2d
+
+    monkeypatch.setattr(conv2d_module, "_STACKED_PHASE_CHANNELS", 10 ** 9 if stacked else 0)
 
     rng = np.random.default_rng(stride)
     worst = 0.0
@@ -232,7 +238,7 @@ def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride):
 
 @pytest.mark.parametrize("stride", [1, 2, 3])
 def test_conv2d_custom_gradients_equal_xla_autodiff(stride, monkeypatch):
-    """conv2d's rewrites (own VJP, polyphase strides, 1x1 matrix product) against XLA's convolution,
+    """conv2d's rewrites (own VJP, polyphase strides, 1x1 products) against XLA's convolution,
     values and gradients to second order; every unstrided shape takes the own VJP here."""
     from stylegan_jax.ops import conv2d as conv2d_module
     from stylegan_jax.ops.conv2d import conv2d
@@ -241,11 +247,13 @@ def test_conv2d_custom_gradients_equal_xla_autodiff(stride, monkeypatch):
     rng = np.random.default_rng(stride)
     worst = 0.0
     with jax.enable_x64(True):
-        for kh, kw, padding, height, width in [(3, 3, ((1, 1), (1, 1)), 7, 6), (3, 3, ((2, 2), (2, 2)), 5, 5),
-                                               (4, 2, ((0, 1), (2, 0)), 9, 8), (1, 1, ((0, 0), (0, 0)), 6, 7),
-                                               (3, 1, ((0, 0), (0, 0)), 8, 5)]:
-            x = rng.standard_normal((2, height, width, 3))
-            w = rng.standard_normal((4, 3, kh, kw))
+        # 1x1 convs contract few channels unrolled and many as matrix products, in both directions.
+        for kh, kw, padding, height, width, cin, cout in [
+                (3, 3, ((1, 1), (1, 1)), 7, 6, 3, 4), (3, 3, ((2, 2), (2, 2)), 5, 5, 3, 4),
+                (4, 2, ((0, 1), (2, 0)), 9, 8, 3, 4), (1, 1, ((0, 0), (0, 0)), 6, 7, 3, 4),
+                (1, 1, ((0, 0), (0, 0)), 5, 6, 6, 7), (3, 1, ((0, 0), (0, 0)), 8, 5, 3, 4)]:
+            x = rng.standard_normal((2, height, width, cin))
+            w = rng.standard_normal((cout, cin, kh, kw))
             probe = rng.standard_normal(conv2d(x, w, stride, padding).shape)
             reference = lambda x, w: jax.lax.conv_general_dilated(
                 x, w, (stride, stride), padding, dimension_numbers=("NHWC", "OIHW", "NHWC"))
