@@ -97,6 +97,13 @@ def test_modulated_conv2d_matches_official(golden, name):
     _check_grads(call, inputs, data, name)
 
 
+def test_lrelu_slope_at_zero_is_alpha_like_torch():
+    """At exactly zero the leaky ReLU's derivative is alpha (torch's leaky_relu backward), not 1."""
+    x = jnp.array([-1.0, 0.0, 1.0])
+    grad = jax.grad(lambda x: jnp.sum(ops.bias_act(x, act="lrelu", alpha=0.2, gain=1.0)))(x)
+    np.testing.assert_array_equal(np.asarray(grad), np.float32([0.2, 0.2, 1.0]))
+
+
 def test_normalize_2nd_moment_matches_official(golden):
     data, cases = golden
     name = "sg2/normalize_2nd_moment"

@@ -17,7 +17,7 @@ class Activation(NamedTuple):
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(lambda x, a: x, 0.0, 1.0),
     "relu": Activation(lambda x, a: jax.nn.relu(x), 0.0, float(np.sqrt(2))),
-    "lrelu": Activation(lambda x, a: jnp.where(x >= 0, x, x * jnp.asarray(a, x.dtype)), 0.2, float(np.sqrt(2))),
+    "lrelu": Activation(lambda x, a: jnp.where(x > 0, x, x * jnp.asarray(a, x.dtype)), 0.2, float(np.sqrt(2))),
     "tanh": Activation(lambda x, a: jnp.tanh(x), 0.0, 1.0),
     "sigmoid": Activation(lambda x, a: jax.nn.sigmoid(x), 0.0, 1.0),
     "elu": Activation(lambda x, a: jax.nn.elu(x), 0.0, 1.0),
