@@ -1,7 +1,7 @@
 """Times generator forward, G/D forward+backward (compiled) at the 'small' and 'paper' settings and
 compares with the official implementation's CPU times in ../shared/reference.
 
-    python benchmarks/bench_networks.py [--preset small|paper|all] [--cases sg2_64,sg3t_64] [--dtype bfloat16]
+    python benchmarks/bench_networks.py [--preset small|paper|all] [--cases sg2_64,sg3t_64] [--dtype bfloat16] [--runs 9]
 """
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def count_params(variables) -> int:
     return sum(int(np.prod(x.shape)) for x in jax.tree_util.tree_leaves(variables["params"]))
 
 
-def bench_case(case: str, preset: str, batch: int, dtype: str | None):
+def bench_case(case: str, preset: str, batch: int, dtype: str | None, runs: int):
     """Yields (net, mode, params, compile_s, ms) rows for one case."""
     arch, res = case.split("_")
     res = int(res)
@@ -79,16 +79,16 @@ def bench_case(case: str, preset: str, batch: int, dtype: str | None):
     variants = [("G", {})] + ([("G_unfused", {"fused_modconv": False})] if arch == "sg2" else [])
     for net, kwargs in variants:
         fwd = lambda v, z: G.apply(v, z, c, **kwargs)
-        yield (net, "fwd", count_params(gv), *time_compiled(fwd, gv, z))
+        yield (net, "fwd", count_params(gv), *time_compiled(fwd, gv, z, runs=runs))
         loss = lambda p, z: jnp.sum(G.apply({**gv, "params": p}, z, c, **kwargs))
-        yield (net, "fwd_bwd", count_params(gv), *time_compiled(jax.grad(loss), gv["params"], z))
+        yield (net, "fwd_bwd", count_params(gv), *time_compiled(jax.grad(loss), gv["params"], z, runs=runs))
     if preset == "small" or arch == "sg2":
         D = build_network(*discriminator_spec(res, preset))
         img = jax.random.normal(key, (batch, res, res, 3))
         dv = D.init({"params": key}, img, c)
-        yield ("D", "fwd", count_params(dv), *time_compiled(lambda v, x: D.apply(v, x, c), dv, img))
+        yield ("D", "fwd", count_params(dv), *time_compiled(lambda v, x: D.apply(v, x, c), dv, img, runs=runs))
         dloss = lambda p, x: jnp.sum(D.apply({**dv, "params": p}, x, c))
-        yield ("D", "fwd_bwd", count_params(dv), *time_compiled(jax.grad(dloss), dv["params"], img))
+        yield ("D", "fwd_bwd", count_params(dv), *time_compiled(jax.grad(dloss), dv["params"], img, runs=runs))
 
 
 def main():
@@ -96,6 +96,7 @@ def main():
     parser.add_argument("--preset", default="small", choices=["small", "paper", "all"])
     parser.add_argument("--cases", default="", help="comma-separated, e.g. sg2_64,sg3t_64 (default: all)")
     parser.add_argument("--dtype", default=None, help="compute dtype of the high-resolution layers, e.g. bfloat16")
+    parser.add_argument("--runs", type=int, default=9, help="timed runs per row; the median is reported")
     args = parser.parse_args()
     reference = load_reference()
     presets = ["small", "paper"] if args.preset == "all" else [args.preset]
@@ -107,12 +108,13 @@ def main():
         if wanted and case not in wanted:
             continue
         batch = next(r["batch"] for k, r in reference.items() if k[:2] == (case, preset))
-        for net, mode, params, compile_s, ms in bench_case(case, preset, batch, args.dtype):
+        for net, mode, params, compile_s, ms in bench_case(case, preset, batch, args.dtype, args.runs):
             ref = reference.get((case, preset, net, mode))
             ref_ms = ref["median_ms"] if ref else float("nan")
             ref_params = ref["params"] if ref else "-"
             print_row([case, preset, net, mode, batch, params, ref_params, compile_s, ms, ref_ms, ref_ms / ms])
-    print(f"\ndevice: {jax.devices()[0].device_kind} x{jax.device_count()}, jax {jax.__version__}")
+    print(f"\ndevice: {jax.devices()[0].device_kind} x{jax.device_count()}, jax {jax.__version__}, "
+          f"median of {args.runs} runs after compilation")
 
 
 if __name__ == "__main__":
