@@ -1,7 +1,8 @@
 """Plain and transposed 2-D convolutions (NHWC activations, OIHW weights) with a fast gradient.
 
-On CPU four forms are rewritten, each measured to be several times faster under XLA:
-- 1x1 convolutions are matrix products (on every backend);
+On CPU these forms are rewritten, each measured to be faster under XLA:
+- 1x1 convolutions are matrix products (on every backend), or unrolled multiply-adds over few channels;
+- transposed convolutions with few output channels compute all their phases as one stacked conv;
 - unpadded convolutions get one padding column, cropped from the output;
 - strided convolutions are sums of unstrided ones over the input phases (polyphase);
 - unstrided convolutions padded beyond 'same' (StyleGAN3's full padding), or large ones, get their
