@@ -49,7 +49,7 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0))
     padding = tuple((int(lo), int(hi)) for lo, hi in padding)
     if groups == 1 and stride == 1 and w.shape[2:] == (1, 1) and padding == ((0, 0), (0, 0)):
         # A matrix product: XLA:CPU runs 1x1 convs (toRGB) and their gradients several times slower.
-        return pointwise_conv(x, w[:, :, 0, 0])
+        return _pointwise_conv(x, w[:, :, 0, 0])
     if not _on_cpu() or min(min(p) for p in padding) < 0:
         return _xla_conv(x, w, stride, padding, groups)
     if stride > 1:
@@ -67,7 +67,7 @@ _UNROLLED_CHANNELS = 8
 
 
 @jax.custom_vjp
-def pointwise_conv(x: jax.Array, w: jax.Array) -> jax.Array:
+def _pointwise_conv(x: jax.Array, w: jax.Array) -> jax.Array:
     """1x1 convolution of NHWC `x` with [O, I] weights `w` (a matrix product over channels)."""
     if x.shape[-1] > _UNROLLED_CHANNELS:
         return jnp.einsum("nhwi,oi->nhwo", x, w)
@@ -78,15 +78,15 @@ def pointwise_conv(x: jax.Array, w: jax.Array) -> jax.Array:
 
 
 def _pointwise_conv_fwd(x, w):
-    return pointwise_conv(x, w), (x, w)
+    return _pointwise_conv(x, w), (x, w)
 
 
 def _pointwise_conv_bwd(residuals, dy):
     x, w = residuals
-    return pointwise_conv(dy, w.T), jnp.einsum("nhwi,nhwo->oi", x, dy).astype(w.dtype)
+    return _pointwise_conv(dy, w.T), jnp.einsum("nhwi,nhwo->oi", x, dy).astype(w.dtype)
 
 
-pointwise_conv.defvjp(_pointwise_conv_fwd, _pointwise_conv_bwd)
+_pointwise_conv.defvjp(_pointwise_conv_fwd, _pointwise_conv_bwd)
 
 
 def _polyphase_strided_conv(x, w, stride, padding, groups):
@@ -182,25 +182,30 @@ def _phase_taps(k: int, pad: int, stride: int) -> tuple[np.ndarray, int]:
     return table, start
 
 
+def _window(x, start: tuple[int, int], size: tuple[int, int]):
+    """Rows and columns [start, start + size) of NHWC `x`, zeros outside it (start may be negative)."""
+    return jax.lax.pad(x, jnp.zeros((), x.dtype), (
+        (0, 0, 0), (-start[0], start[0] + size[0] - x.shape[1], 0),
+        (-start[1], start[1] + size[1] - x.shape[2], 0), (0, 0, 0)))
+
+
 def _stacked_phases(x, w, stride, taps_h, start_h, taps_w, start_w, rows, cols):
     """All output phases as one correlation whose output channels are (phase row, phase column,
     channel): each phase's taps sit at their input offsets in a common window, zeros elsewhere."""
-    n, h, wd, _ = x.shape
+    n = x.shape[0]
     out_channels, in_channels = w.shape[:2]
     w = jnp.pad(w, ((0, 0), (0, 0), (0, 1), (0, 1)))  # tap index k selects a zero
     stacked = jnp.take(jnp.take(w, taps_h, axis=2), taps_w, axis=4)  # [O, I, s, len_h, s, len_w]
     stacked = jnp.transpose(stacked, (2, 4, 0, 1, 3, 5)).reshape(
         stride * stride * out_channels, in_channels, taps_h.shape[1], taps_w.shape[1])
-    window = jax.lax.pad(x, jnp.zeros((), x.dtype), (
-        (0, 0, 0), (-start_h, rows + taps_h.shape[1] - 1 - h + start_h, 0),
-        (-start_w, cols + taps_w.shape[1] - 1 - wd + start_w, 0), (0, 0, 0)))
+    window = _window(x, (start_h, start_w), (rows + taps_h.shape[1] - 1, cols + taps_w.shape[1] - 1))
     y = conv2d(window, stacked).reshape(n, rows, cols, stride, stride, out_channels)
     return jnp.transpose(y, (0, 1, 3, 2, 4, 5))
 
 
 def _separate_phases(x, w, stride, groups, taps_h, start_h, taps_w, start_w, rows, cols):
     """Each output phase as its own correlation of the undilated input with that phase's taps."""
-    n, h, wd, _ = x.shape
+    n = x.shape[0]
     kh, kw = w.shape[2:]
     phases = []
     for a in range(stride):
@@ -211,10 +216,8 @@ def _separate_phases(x, w, stride, groups, taps_h, start_h, taps_w, start_w, row
                 row.append(jnp.zeros((n, rows, cols, w.shape[0]), x.dtype))
                 continue
             taps = w[:, :, taps_h[a, used_h]][:, :, :, taps_w[b, used_w]]
-            off_h, off_w = start_h + int(used_h[0]), start_w + int(used_w[0])
-            window = jax.lax.pad(x, jnp.zeros((), x.dtype), (
-                (0, 0, 0), (-off_h, rows + taps.shape[2] - 1 - h + off_h, 0),
-                (-off_w, cols + taps.shape[3] - 1 - wd + off_w, 0), (0, 0, 0)))
+            window = _window(x, (start_h + int(used_h[0]), start_w + int(used_w[0])),
+                             (rows + taps.shape[2] - 1, cols + taps.shape[3] - 1))
             row.append(conv2d(window, taps, groups=groups))
         phases.append(jnp.stack(row, axis=3))  # [N, rows, cols, stride (b), C]
     return jnp.stack(phases, axis=2)  # [N, rows, stride (a), cols, stride (b), C]
