@@ -5,6 +5,9 @@ setup(
     name="stylegan_jax",
     version="0.1.0",
     description="StyleGAN2 and StyleGAN3 in JAX/Flax, TPU-first.",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    classifiers=["License :: OSI Approved :: Apache Software License"],
     packages=find_packages(include=["stylegan_jax", "stylegan_jax.*"]),
     python_requires=">=3.10",
     install_requires=[
