@@ -7,7 +7,7 @@ conv weights, [out, in] dense weights); images are NHWC.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -23,31 +23,50 @@ from stylegan_jax.ops.modulated_conv2d_sg3 import modulated_conv2d
 NOISE_MODES = ("random", "const", "none")
 
 
+class LayerSchedule(NamedTuple):
+    """Frequency plan of the synthesis layers, one entry per layer; entry 0 also describes the input."""
+
+    cutoffs: np.ndarray  # top of the passband
+    stopbands: np.ndarray  # bottom of the stopband
+    sampling_rates: np.ndarray  # samples per unit length
+    half_widths: np.ndarray  # half the transition band of the low-pass filters
+    sizes: np.ndarray  # pixels per side
+    channels: np.ndarray
+
+
 def layer_schedule(img_resolution: int, img_channels: int, channel_base: float, channel_max: int,
                    num_layers: int, num_critical: int, first_cutoff: float, first_stopband: float,
-                   last_stopband_rel: float, margin_size: int) -> dict[str, np.ndarray]:
-    """Per-layer cutoffs, stopbands, sampling rates, half-widths, sizes and channel counts of the
-    num_layers + 1 synthesis layers (index 0 also describes the Fourier-feature input).
+                   last_stopband_rel: float, margin_size: int) -> LayerSchedule:
+    """The frequency plan of the num_layers + 1 synthesis layers (the last is ToRGB), per Alias-Free GAN.
 
-    Cutoffs and stopbands progress geometrically from the first layer to the last num_critical
-    layers, which are critically sampled at the image resolution.
+    Cutoff and stopband climb geometrically, layer by layer, from their first values to the image's
+    Nyquist frequency (and that times last_stopband_rel), which the last num_critical layers and
+    ToRGB keep. Each layer samples at the lowest power of two that holds its stopband, capped at the
+    image resolution, and spends the band between its cutoff and the larger of the stopband and
+    half its sampling rate on the filter transition. Layers carry margin_size extra pixels on each
+    side except the last one and ToRGB; channel counts fall in proportion to the cutoff.
     """
     if num_layers <= num_critical or num_critical < 0:
         raise ValueError(f"need 0 <= num_critical < num_layers, got num_critical={num_critical}, "
                          f"num_layers={num_layers}")
-    last_cutoff = img_resolution / 2
-    last_stopband = last_cutoff * last_stopband_rel
-    exponents = np.minimum(np.arange(num_layers + 1) / (num_layers - num_critical), 1)
-    cutoffs = first_cutoff * (last_cutoff / first_cutoff) ** exponents
-    stopbands = first_stopband * (last_stopband / first_stopband) ** exponents
-    sampling_rates = np.exp2(np.ceil(np.log2(np.minimum(stopbands * 2, img_resolution))))
-    half_widths = np.maximum(stopbands, sampling_rates / 2) - cutoffs
-    sizes = sampling_rates + margin_size * 2
-    sizes[-2:] = img_resolution
-    channels = np.rint(np.minimum((channel_base / 2) / cutoffs, channel_max))
-    channels[-1] = img_channels
-    return dict(cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates,
-                half_widths=half_widths, sizes=sizes, channels=channels)
+    layer = np.arange(num_layers + 1)
+    climb = np.minimum(layer / (num_layers - num_critical), 1)  # 0 at the input, 1 once critical
+    nyquist = img_resolution / 2
+    first = np.array([[first_cutoff], [first_stopband]])
+    last = np.array([[nyquist], [nyquist * last_stopband_rel]])
+    cutoffs, stopbands = first * (last / first) ** climb
+    sampling_rates = _power_of_two_at_least(np.minimum(2 * stopbands, img_resolution))
+    is_last_or_torgb = layer >= num_layers - 1
+    return LayerSchedule(
+        cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates,
+        half_widths=np.maximum(stopbands, sampling_rates / 2) - cutoffs,
+        sizes=np.where(is_last_or_torgb, img_resolution, sampling_rates + 2 * margin_size),
+        channels=np.where(layer == num_layers, img_channels,
+                          np.rint(np.minimum(channel_base / (2 * cutoffs), channel_max))))
+
+
+def _power_of_two_at_least(x: np.ndarray) -> np.ndarray:
+    return np.exp2(np.ceil(np.log2(x)))
 
 
 def _integer_ratio(numerator: float, denominator: float, what: str) -> int:
@@ -229,28 +248,28 @@ class SynthesisNetwork(nn.Module):
                  transform: jax.Array | None = None) -> jax.Array:
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {ws.shape}")
-        s = layer_schedule(self.img_resolution, self.img_channels, self.channel_base, self.channel_max,
-                           self.num_layers, self.num_critical, self.first_cutoff, self.first_stopband,
-                           self.last_stopband_rel, self.margin_size)
-        rates, channels, sizes = s["sampling_rates"], s["channels"], s["sizes"]
+        plan = layer_schedule(self.img_resolution, self.img_channels, self.channel_base, self.channel_max,
+                              self.num_layers, self.num_critical, self.first_cutoff, self.first_stopband,
+                              self.last_stopband_rel, self.margin_size)
+        sizes, channels, rates = plan.sizes.astype(int), plan.channels.astype(int), plan.sampling_rates
         ws = ws.astype(jnp.float32)
-        x = SynthesisInput(self.w_dim, int(channels[0]), int(sizes[0]), rates[0], s["cutoffs"][0],
+        x = SynthesisInput(self.w_dim, int(channels[0]), int(sizes[0]), rates[0], plan.cutoffs[0],
                            name="input")(ws[:, 0], transform)
-        for idx in range(self.num_layers + 1):
-            prev = max(idx - 1, 0)
+        # Layer i reads layer i - 1's grid; layer 0 reads the input, which shares its plan entry.
+        for idx, src in enumerate(np.maximum(np.arange(self.num_layers + 1) - 1, 0)):
             layer = SynthesisLayer(
                 w_dim=self.w_dim, is_torgb=idx == self.num_layers,
                 is_critically_sampled=idx >= self.num_layers - self.num_critical,
                 use_fp16=bool(rates[idx] * 2 ** self.num_fp16_res > self.img_resolution),
-                in_channels=int(channels[prev]), out_channels=int(channels[idx]),
-                in_size=int(sizes[prev]), out_size=int(sizes[idx]),
-                in_sampling_rate=int(rates[prev]), out_sampling_rate=int(rates[idx]),
-                in_cutoff=s["cutoffs"][prev], out_cutoff=s["cutoffs"][idx],
-                in_half_width=s["half_widths"][prev], out_half_width=s["half_widths"][idx],
+                in_channels=int(channels[src]), out_channels=int(channels[idx]),
+                in_size=int(sizes[src]), out_size=int(sizes[idx]),
+                in_sampling_rate=int(rates[src]), out_sampling_rate=int(rates[idx]),
+                in_cutoff=plan.cutoffs[src], out_cutoff=plan.cutoffs[idx],
+                in_half_width=plan.half_widths[src], out_half_width=plan.half_widths[idx],
                 conv_kernel=self.conv_kernel, filter_size=self.filter_size,
                 lrelu_upsampling=self.lrelu_upsampling, use_radial_filters=self.use_radial_filters,
                 conv_clamp=self.conv_clamp, magnitude_ema_beta=self.magnitude_ema_beta,
-                compute_dtype=self.compute_dtype, name=f"L{idx}_{int(sizes[idx])}_{int(channels[idx])}")
+                compute_dtype=self.compute_dtype, name=f"L{idx}_{sizes[idx]}_{channels[idx]}")
             x = layer(x, ws[:, idx + 1], update_emas=update_emas)
         if self.output_scale != 1:
             x = x * jnp.asarray(self.output_scale, x.dtype)
