@@ -4,7 +4,7 @@ import pytest
 from conftest import load_golden, relative_error
 
 from stylegan_jax.eval import frechet_distance, inception_score, kernel_distance, mean_cov, precision_recall
-from stylegan_jax.eval.feature_stats import FeatureStats
+from stylegan_jax.eval.feature_stats import FeatureAccumulator
 from stylegan_jax.eval.ppl_math import slerp, trimmed_mean
 
 
@@ -30,13 +30,13 @@ def test_covariance_is_divided_by_n_like_the_official_code():
 
 def test_streamed_stats_equal_one_shot_stats(golden):
     feats = golden["fid/feats_real"]
-    stats = FeatureStats(capture_all=True, capture_mean_cov=True, max_items=650)
+    acc = FeatureAccumulator(keep_rows=True, keep_moments=True, limit=650)
     for i in range(0, len(feats), 128):
-        stats.append(feats[i:i + 128])
-    assert stats.num_items == 650 and stats.is_full
-    for a, b in zip(stats.mean_cov(), mean_cov(feats[:650])):
+        acc.add(feats[i:i + 128])
+    assert acc.count == 650 and acc.full
+    for a, b in zip(acc.mean_and_covariance(), mean_cov(feats[:650])):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-    np.testing.assert_array_equal(stats.all_features(), feats[:650])
+    np.testing.assert_array_equal(acc.rows(), feats[:650])
 
 
 def test_fid_is_zero_for_identical_statistics_and_rejects_mismatched_shapes(golden):

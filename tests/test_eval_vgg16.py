@@ -150,4 +150,4 @@ def test_pr_with_vgg16_weights_uses_its_features_and_the_official_name(weights_n
     assert results == pytest.approx({"pr1k3_full_precision": precision, "pr1k3_full_recall": recall}, abs=1e-6)
     assert 0 < precision < 1 or 0 < recall < 1   # informative values, not a degenerate 0/1 pair
     (cached,) = tmp_path.glob("toy-*.npz")  # the real statistics are VGG16 features
-    np.testing.assert_allclose(np.load(cached)["features"], net(real_images), rtol=1e-6)
+    np.testing.assert_allclose(np.load(cached)["rows"], net(real_images), rtol=1e-6)

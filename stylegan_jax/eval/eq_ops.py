@@ -85,28 +85,38 @@ def fractional_translation(x: jax.Array, tx: jax.Array | float, ty: jax.Array | 
 
 def affine_bandlimit_filter(mat: jax.Array, a: int = 3, amax: int = 16, aflt: int = 64, up: int = 4,
                             cutoff_in: float = 1, cutoff_out: float = 1) -> jax.Array:
-    """Oriented low-pass filter [2 amax up - 1]^2 bandlimiting both the input and the output of `mat`."""
+    """Low-pass filter [2 amax up - 1]^2, sampled `up` taps per pixel, bandlimiting both the input
+    grid and the grid that the affine `mat` maps it to.
+
+    The filter is an ideal box spectrum on the input grid convolved with the same box rotated and
+    sheared by `mat` (so the product of the two spectra passes only what both grids can hold), the
+    two sincs windowed by the likewise convolved Lanczos-a windows. The convolutions run as FFT
+    products over a wider 2 aflt support, then the centre of radius amax is kept and each of the
+    up x up polyphase components is scaled to a DC gain of 1 / up^2.
+    """
     if not a <= amax < aflt:
         raise ValueError(f"need a <= amax < aflt, got a={a}, amax={amax}, aflt={aflt}")
     mat = jnp.asarray(mat, jnp.float32)
-    taps = jnp.roll((jnp.arange(aflt * up * 2 - 1, dtype=jnp.float32) + 1) / up - aflt, 1 - aflt * up)
-    yi, xi = jnp.meshgrid(taps, taps, indexing="ij")
-    xo = xi * mat[0, 0] + yi * mat[0, 1]
-    yo = xi * mat[1, 0] + yi * mat[1, 1]
-
-    def circular_convolution(p: jax.Array, q: jax.Array) -> jax.Array:
-        return jnp.real(jnp.fft.ifftn(jnp.fft.fftn(p) * jnp.fft.fftn(q)))
-
-    f = circular_convolution(sinc(xi * cutoff_in) * sinc(yi * cutoff_in),
-                             sinc(xo * cutoff_out) * sinc(yo * cutoff_out))
-    window = circular_convolution(lanczos_window(xi, a) * lanczos_window(yi, a),
+    half = aflt * up - 1  # taps on each side of the centre, on the wide support
+    offsets = jnp.arange(-half, half + 1, dtype=jnp.float32) / up
+    yi, xi = jnp.meshgrid(offsets, offsets, indexing="ij")
+    xo = mat[0, 0] * xi + mat[0, 1] * yi
+    yo = mat[1, 0] * xi + mat[1, 1] * yi
+    ideal = _centred_convolution(sinc(cutoff_in * xi) * sinc(cutoff_in * yi),
+                                 sinc(cutoff_out * xo) * sinc(cutoff_out * yo))
+    window = _centred_convolution(lanczos_window(xi, a) * lanczos_window(yi, a),
                                   lanczos_window(xo, a) * lanczos_window(yo, a))
-    f = f * window
-    c = (aflt - amax) * up
-    f = jnp.roll(f, (aflt * up - 1, aflt * up - 1), axis=(0, 1))[c:-c, c:-c]
-    f = jnp.pad(f, ((0, 1), (0, 1))).reshape(amax * 2, up, amax * 2, up)
-    f = f / jnp.sum(f, axis=(0, 2), keepdims=True) / up ** 2
-    return f.reshape(amax * 2 * up, amax * 2 * up)[:-1, :-1]
+    keep = amax * up - 1  # taps on each side of the centre that are kept
+    taps = (ideal * window)[half - keep:half + keep + 1, half - keep:half + keep + 1]
+    phase = jnp.arange(taps.shape[0]) % up
+    phase_gain = jnp.zeros((up, up), taps.dtype).at[phase[:, None], phase[None, :]].add(taps)
+    return taps / (phase_gain[phase[:, None], phase[None, :]] * up ** 2)
+
+
+def _centred_convolution(p: jax.Array, q: jax.Array) -> jax.Array:
+    # Circular 2D convolution of two odd-sized arrays whose origin is their centre, origin kept there.
+    spectrum = jnp.fft.fft2(jnp.fft.ifftshift(p)) * jnp.fft.fft2(jnp.fft.ifftshift(q))
+    return jnp.fft.fftshift(jnp.real(jnp.fft.ifft2(spectrum)))
 
 
 def _convolve(x: jax.Array, f: jax.Array, up: int, pad: tuple[int, int]) -> jax.Array:
@@ -120,15 +130,6 @@ def _convolve(x: jax.Array, f: jax.Array, up: int, pad: tuple[int, int]) -> jax.
                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
                                      precision=jax.lax.Precision.HIGHEST)
     return y.reshape(n, c, *y.shape[1:3]).transpose(0, 2, 3, 1)
-
-
-def _affine_grid(theta: jax.Array, h: int, w: int) -> tuple[jax.Array, jax.Array]:
-    # Normalized sampling coordinates of an h x w output (align_corners=False pixel centres).
-    xs = (2 * jnp.arange(w, dtype=jnp.float32) + 1) / w - 1
-    ys = (2 * jnp.arange(h, dtype=jnp.float32) + 1) / h - 1
-    gx = theta[0, 0] * xs[None, :] + theta[0, 1] * ys[:, None] + theta[0, 2]
-    gy = theta[1, 0] * xs[None, :] + theta[1, 1] * ys[:, None] + theta[1, 2]
-    return gx, gy
 
 
 def _bilinear_sample(y: jax.Array, sx: jax.Array, sy: jax.Array) -> jax.Array:
@@ -151,15 +152,18 @@ def affine_transformation(x: jax.Array, mat: jax.Array, up: int = 4, **filter_kw
     _, h, w, _ = x.shape
     f = affine_bandlimit_filter(mat, up=up, **filter_kwargs)
     p = f.shape[0] // 2
-    theta = jnp.linalg.inv(jnp.asarray(mat, jnp.float32))
-    theta = theta.at[:2, 2].multiply(2)
-    theta = theta.at[0, 2].add(1 / up / w).at[1, 2].add(1 / up / h)
-    theta = theta.at[0, :].multiply(w / (w + p / up * 2)).at[1, :].multiply(h / (h + p / up * 2))
     fw = f.shape[0]
     y = _convolve(x, f * up ** 2, up, (p + (fw + up - 1) // 2, p + (fw - up) // 2))
     _, hy, wy, _ = y.shape
-    gx, gy = _affine_grid(theta, h, w)
-    sx, sy = ((gx + 1) * wy - 1) / 2, ((gy + 1) * hy - 1) / 2
+    # Each output pixel centre, in coordinates spanning [-1, 1] across the image, maps back through
+    # mat^-1 (whose translation is in image sizes, hence doubled) to a source point; on y, with `up`
+    # samples per pixel, that point lies up * size / 2 times further from y's centre index size_y / 2.
+    inverse = jnp.linalg.inv(jnp.asarray(mat, jnp.float32)).at[:2, 2].multiply(2)
+    u = (2 * jnp.arange(w, dtype=jnp.float32) + 1) / w - 1
+    v = (2 * jnp.arange(h, dtype=jnp.float32) + 1) / h - 1
+    src_u = inverse[0, 0] * u[None, :] + inverse[0, 1] * v[:, None] + inverse[0, 2]
+    src_v = inverse[1, 0] * u[None, :] + inverse[1, 1] * v[:, None] + inverse[1, 2]
+    sx, sy = wy / 2 + src_u * (up * w / 2), hy / 2 + src_v * (up * h / 2)
     z = _bilinear_sample(y, sx, sy)
     # The official mask is a box of ones (c pixels in from the border of y) sampled with nearest lookup.
     c = p * 2 + 1

@@ -1,4 +1,4 @@
-"""Feature statistics of an image stream: every feature row and/or float64 moments, up to max_items."""
+"""Features of an image stream, kept as rows and/or as float64 running moments, up to a row limit."""
 from __future__ import annotations
 
 import os
@@ -10,107 +10,122 @@ import numpy as np
 from stylegan_jax.eval.frechet import moments_to_mean_cov
 
 
-class FeatureStats:
-    """Accumulates features [N, D] batch by batch, ignoring rows past `max_items`."""
+class FeatureAccumulator:
+    """Collects feature rows [N, D] batch by batch, ignoring rows past `limit`: the rows themselves
+    (`keep_rows`), their sum and sum of outer products (`keep_moments`), or both."""
 
-    def __init__(self, capture_all: bool = False, capture_mean_cov: bool = False, max_items: int | None = None):
-        if not (capture_all or capture_mean_cov):
-            raise ValueError("FeatureStats must capture all features, their mean/covariance, or both")
-        self.capture_all = capture_all
-        self.capture_mean_cov = capture_mean_cov
-        self.max_items = max_items
-        self.num_items = 0
-        self.num_features: int | None = None
-        self._rows: list[np.ndarray] = []
-        self._sum: np.ndarray | None = None
-        self._outer: np.ndarray | None = None
+    def __init__(self, keep_rows: bool = False, keep_moments: bool = False, limit: int | None = None):
+        if not (keep_rows or keep_moments):
+            raise ValueError("a FeatureAccumulator must keep the rows, their moments, or both")
+        self.keep_rows = keep_rows
+        self.keep_moments = keep_moments
+        self.limit = limit
+        self.count = 0
+        self.width: int | None = None
+        self._batches: list[np.ndarray] = []
+        self._total: np.ndarray | None = None
+        self._gram: np.ndarray | None = None
 
     @property
-    def remaining(self) -> int | None:
+    def wanted(self) -> int | None:
         """How many more rows are wanted (None: unlimited)."""
-        return None if self.max_items is None else max(self.max_items - self.num_items, 0)
+        return None if self.limit is None else max(self.limit - self.count, 0)
 
     @property
-    def is_full(self) -> bool:
-        """True once max_items rows were appended."""
-        return self.remaining == 0
+    def full(self) -> bool:
+        """True once `limit` rows were added."""
+        return self.wanted == 0
 
-    def append(self, features: np.ndarray) -> None:
-        """Adds a batch of features [B, D] (float32), truncated to what is still wanted."""
-        x = np.asarray(features, np.float32)
-        if x.ndim != 2:
-            raise ValueError(f"features must be [B, D], got shape {x.shape}")
-        if self.remaining is not None:
-            x = x[:self.remaining]
-        if self.num_features is None:
-            self.num_features = x.shape[1]
-            if self.capture_mean_cov:
-                self._sum = np.zeros(x.shape[1], np.float64)
-                self._outer = np.zeros((x.shape[1], x.shape[1]), np.float64)
-        elif x.shape[1] != self.num_features:
-            raise ValueError(f"feature width changed from {self.num_features} to {x.shape[1]}")
-        self.num_items += x.shape[0]
-        if self.capture_all:
-            self._rows.append(x)
-        if self.capture_mean_cov:
-            x64 = x.astype(np.float64)
-            self._sum += x64.sum(axis=0)
-            self._outer += x64.T @ x64
+    def add(self, features: np.ndarray) -> None:
+        """Adds a batch of features [B, D] (as float32), cut to the rows still wanted."""
+        batch = np.asarray(features, np.float32)
+        if batch.ndim != 2:
+            raise ValueError(f"features must be [B, D], got shape {batch.shape}")
+        batch = batch[:self.wanted]
+        if self.width is None:
+            self.width = batch.shape[1]
+        elif batch.shape[1] != self.width:
+            raise ValueError(f"feature width changed from {self.width} to {batch.shape[1]}")
+        self.count += batch.shape[0]
+        if self.keep_rows:
+            self._batches.append(batch)
+        if self.keep_moments:
+            wide = batch.astype(np.float64)
+            total, gram = wide.sum(axis=0), wide.T @ wide
+            self._total = total if self._total is None else self._total + total
+            self._gram = gram if self._gram is None else self._gram + gram
 
-    def all_features(self) -> np.ndarray:
-        """Every captured row, float32 [N, D]."""
-        if not self.capture_all:
-            raise ValueError("these statistics did not capture all features")
-        if not self._rows:
-            raise ValueError("no features were captured")
-        return np.concatenate(self._rows)
+    def rows(self) -> np.ndarray:
+        """Every kept row, float32 [N, D]."""
+        if not self.keep_rows:
+            raise ValueError("this accumulator did not keep the rows")
+        if not self._batches:
+            raise ValueError("no features were added")
+        return np.concatenate(self._batches)
 
-    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+    def mean_and_covariance(self) -> tuple[np.ndarray, np.ndarray]:
         """Float64 mean and covariance (divided by N)."""
-        if not self.capture_mean_cov:
-            raise ValueError("these statistics did not capture mean/covariance")
-        if self._sum is None:
-            raise ValueError("no features were captured")
-        return moments_to_mean_cov(self._sum, self._outer, self.num_items)
+        if not self.keep_moments:
+            raise ValueError("this accumulator did not keep the moments")
+        if self._total is None:
+            raise ValueError("no features were added")
+        return moments_to_mean_cov(self._total, self._gram, self.count)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes the statistics to an .npz file atomically."""
+        """Writes the accumulator to an .npz file atomically."""
         path = pathlib.Path(path)
-        arrays = {"capture_all": self.capture_all, "capture_mean_cov": self.capture_mean_cov,
-                  "max_items": -1 if self.max_items is None else self.max_items, "num_items": self.num_items}
-        if self.capture_all:
-            arrays["features"] = self.all_features()
-        if self.capture_mean_cov:
-            arrays["sum"], arrays["outer"] = self._sum, self._outer
+        arrays = {"keep_rows": self.keep_rows, "keep_moments": self.keep_moments,
+                  "limit": -1 if self.limit is None else self.limit, "count": self.count}
+        if self.keep_rows:
+            arrays["rows"] = self.rows()
+        if self.keep_moments:
+            arrays["total"], arrays["gram"] = self._total, self._gram
         tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "FeatureStats":
-        """Reads statistics written by `save`."""
+    def load(cls, path: str | os.PathLike) -> "FeatureAccumulator":
+        """Reads an accumulator written by `save`."""
         with np.load(path, allow_pickle=False) as data:
-            max_items = int(data["max_items"])
-            stats = cls(bool(data["capture_all"]), bool(data["capture_mean_cov"]),
-                        None if max_items < 0 else max_items)
-            stats.num_items = int(data["num_items"])
-            if stats.capture_all:
-                stats._rows = [data["features"]]
-                stats.num_features = data["features"].shape[1]
-            if stats.capture_mean_cov:
-                stats._sum, stats._outer = data["sum"], data["outer"]
-                stats.num_features = data["sum"].shape[0]
-        return stats
+            limit = int(data["limit"])
+            acc = cls(bool(data["keep_rows"]), bool(data["keep_moments"]), None if limit < 0 else limit)
+            acc.count = int(data["count"])
+            if acc.keep_rows:
+                acc._batches = [data["rows"]]
+                acc.width = data["rows"].shape[1]
+            if acc.keep_moments:
+                acc._total, acc._gram = data["total"], data["gram"]
+                acc.width = data["total"].shape[0]
+        return acc
 
 
-def compute_feature_stats(feature_fn: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray],
-                          stats: FeatureStats) -> FeatureStats:
-    """Feeds uint8 image batches through feature_fn into `stats` until the stream ends or stats are full."""
+def accumulate_features(feature_fn: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray],
+                        acc: FeatureAccumulator) -> FeatureAccumulator:
+    """Feeds uint8 image batches through feature_fn into `acc` until the stream ends or `acc` is full."""
     for batch in batches:
-        remaining = stats.remaining
-        stats.append(feature_fn(batch if remaining is None else batch[:remaining]))
-        if stats.is_full:
+        acc.add(feature_fn(batch[:acc.wanted]))
+        if acc.full:
             break
-    if stats.num_items == 0:
+    if acc.count == 0:
         raise ValueError("no images to compute features of")
-    return stats
+    return acc
+
+
+class FeatureStats(FeatureAccumulator):
+    """The accumulator under its former names, kept only for `stylegan_jax/evaluate.py` (owned elsewhere)."""
+
+    def __init__(self, capture_all: bool = False, capture_mean_cov: bool = False, max_items: int | None = None):
+        super().__init__(keep_rows=capture_all, keep_moments=capture_mean_cov, limit=max_items)
+
+    @property
+    def num_items(self) -> int:
+        """Former name of `count`."""
+        return self.count
+
+    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
+        """Former name of `mean_and_covariance`."""
+        return self.mean_and_covariance()
+
+
+compute_feature_stats = accumulate_features  # former name, kept only for stylegan_jax/evaluate.py

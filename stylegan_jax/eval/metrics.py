@@ -15,7 +15,7 @@ import numpy as np
 from stylegan_jax.eval import feature_nets
 from stylegan_jax.eval.equivariance import equivariance_psnr
 from stylegan_jax.eval.feature_nets import FeatureNet
-from stylegan_jax.eval.feature_stats import FeatureStats, compute_feature_stats
+from stylegan_jax.eval.feature_stats import FeatureAccumulator, accumulate_features
 from stylegan_jax.eval.frechet import frechet_distance
 from stylegan_jax.eval.inception_score import inception_score
 from stylegan_jax.eval.kid import kernel_distance
@@ -70,15 +70,15 @@ class MetricOptions:
 
 
 def _real_stats(opts: MetricOptions, net: FeatureNet, max_items: int | None, dataset_xflip: bool,
-                **capture: bool) -> FeatureStats:
+                **keep: bool) -> FeatureAccumulator:
     if opts.real is None:
         raise ValueError("this metric compares with real images: give MetricOptions.real")
     real = opts.real
     xflip = real.xflip if dataset_xflip else False
     key = dict(dataset=real.identity, resolution=real.resolution, xflip=xflip, feature_net=net.name,
-               max_items=max_items, **capture)
-    return cached_stats(opts.cache_dir, key, lambda: compute_feature_stats(
-        net, real.batches(xflip), FeatureStats(max_items=max_items, **capture)))
+               max_items=max_items, **keep)
+    return cached_stats(opts.cache_dir, key, lambda: accumulate_features(
+        net, real.batches(xflip), FeatureAccumulator(limit=max_items, **keep)))
 
 
 def _generated_batches(opts: MetricOptions) -> Iterator[np.ndarray]:
@@ -90,21 +90,21 @@ def _generated_batches(opts: MetricOptions) -> Iterator[np.ndarray]:
         yield np.asarray(to_uint8(gen.generate(z, c)))
 
 
-def _generated_stats(opts: MetricOptions, net: FeatureNet, num: int, **capture: bool) -> FeatureStats:
-    return compute_feature_stats(net, _generated_batches(opts), FeatureStats(max_items=num, **capture))
+def _generated_stats(opts: MetricOptions, net: FeatureNet, num: int, **keep: bool) -> FeatureAccumulator:
+    return accumulate_features(net, _generated_batches(opts), FeatureAccumulator(limit=num, **keep))
 
 
 def _fid(opts: MetricOptions, *, name: str, num_gen: int, max_real: int | None, dataset_xflip: bool) -> dict:
     net = opts.pool3_net()
-    mu_real, sigma_real = _real_stats(opts, net, max_real, dataset_xflip, capture_mean_cov=True).mean_cov()
-    mu_gen, sigma_gen = _generated_stats(opts, net, num_gen, capture_mean_cov=True).mean_cov()
+    mu_real, sigma_real = _real_stats(opts, net, max_real, dataset_xflip, keep_moments=True).mean_and_covariance()
+    mu_gen, sigma_gen = _generated_stats(opts, net, num_gen, keep_moments=True).mean_and_covariance()
     return {name: frechet_distance(mu_gen, sigma_gen, mu_real, sigma_real)}
 
 
 def _kid(opts: MetricOptions, *, name: str, num_gen: int, max_real: int, dataset_xflip: bool) -> dict:
     net = opts.pool3_net()
-    real = _real_stats(opts, net, max_real, dataset_xflip, capture_all=True).all_features()
-    gen = _generated_stats(opts, net, num_gen, capture_all=True).all_features()
+    real = _real_stats(opts, net, max_real, dataset_xflip, keep_rows=True).rows()
+    gen = _generated_stats(opts, net, num_gen, keep_rows=True).rows()
     return {name: kernel_distance(real, gen, num_subsets=100, max_subset_size=1000,
                                   rng=np.random.default_rng(opts.seed))}
 
@@ -112,15 +112,15 @@ def _kid(opts: MetricOptions, *, name: str, num_gen: int, max_real: int, dataset
 def _pr(opts: MetricOptions, *, name: str, num_gen: int, max_real: int, dataset_xflip: bool) -> dict:
     net, official = opts.pr_net()
     label = name if official else f"{name}_inception"
-    real = _real_stats(opts, net, max_real, dataset_xflip, capture_all=True).all_features()
-    gen = _generated_stats(opts, net, num_gen, capture_all=True).all_features()
+    real = _real_stats(opts, net, max_real, dataset_xflip, keep_rows=True).rows()
+    gen = _generated_stats(opts, net, num_gen, keep_rows=True).rows()
     precision, recall = precision_recall(real, gen, nhood_size=3)
     return {f"{label}_precision": precision, f"{label}_recall": recall}
 
 
 def _is(opts: MetricOptions, *, name: str, num_gen: int) -> dict:
     net = feature_nets.inception_probabilities(opts.inception_weights, opts.batch_size)
-    mean, std = inception_score(_generated_stats(opts, net, num_gen, capture_all=True).all_features(), 10)
+    mean, std = inception_score(_generated_stats(opts, net, num_gen, keep_rows=True).rows(), 10)
     return {f"{name}_mean": mean, f"{name}_std": std}
 
 

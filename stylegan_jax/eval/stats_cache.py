@@ -7,7 +7,7 @@ import pathlib
 import re
 from typing import Any, Callable
 
-from stylegan_jax.eval.feature_stats import FeatureStats
+from stylegan_jax.eval.feature_stats import FeatureAccumulator
 
 
 def default_cache_dir() -> pathlib.Path:
@@ -24,13 +24,13 @@ def cache_path(cache_dir: pathlib.Path, key: dict[str, Any]) -> pathlib.Path:
 
 
 def cached_stats(cache_dir: pathlib.Path | None, key: dict[str, Any],
-                 compute: Callable[[], FeatureStats]) -> FeatureStats:
+                 compute: Callable[[], FeatureAccumulator]) -> FeatureAccumulator:
     """Loads the statistics for `key` from cache_dir, or computes and stores them (no cache if None)."""
     if cache_dir is None:
         return compute()
     path = cache_path(pathlib.Path(cache_dir), key)
     if path.is_file():
-        return FeatureStats.load(path)
+        return FeatureAccumulator.load(path)
     stats = compute()
     path.parent.mkdir(parents=True, exist_ok=True)
     stats.save(path)
