@@ -36,8 +36,8 @@ def fid_between_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike
                         inception_weights: str | os.PathLike | None = None, batch_size: int = 64) -> dict:
     """FID between two image folders, as a record {metric, results, real, fake, num_real, num_fake, total_time}."""
     start = time.time()
-    real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
     net = inception_pool3(inception_weights, batch_size)
+    real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
     real, fake = (compute_feature_stats(net, image_batches(paths, batch_size), FeatureStats(capture_mean_cov=True))
                   for paths in (real_paths, fake_paths))
     fid = frechet_distance(*fake.mean_cov(), *real.mean_cov())
@@ -81,6 +81,8 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
     if (args.workdir is None) == (args.network is None):
         raise ValueError("give either --workdir=RUN or --network=PATH (with --data=PATH)")
     # Weights given by path are read now, so that a bad file fails before any metric runs.
+    if args.inception is not None:
+        inception_pool3(args.inception, args.batch)
     if args.vgg16 is not None:
         vgg16_fc2(args.vgg16, args.batch)
     if args.lpips is not None:

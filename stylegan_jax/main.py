@@ -1,4 +1,5 @@
 """Trains StyleGAN2/3: python -m stylegan_jax.main --config=configs/ffhq.py --workdir=DIR."""
+import pickle
 import sys
 
 from absl import app, flags, logging
@@ -22,8 +23,8 @@ def main(argv):
 
     try:
         train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (ValueError, OSError, TrainingDiverged) as e:  # bad config or data, divergence: one line
-        sys.exit(f"error: {e}")
+    except (ValueError, OSError, pickle.UnpicklingError, TrainingDiverged) as e:  # bad input, divergence: one line
+        sys.exit("error: " + " ".join(str(e).split()))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import pytest
 from conftest import load_golden, relative_error
 
 from stylegan_jax import eval as sg_eval
-from stylegan_jax.eval import feature_nets, pickle_readers, weight_files
+from stylegan_jax.convert.numpy_pickle import read_numpy_pickle
+from stylegan_jax.eval import feature_nets, weight_files
 from stylegan_jax.eval.resize import tf1_bilinear_resize
 
 
@@ -102,5 +103,5 @@ def test_restricted_unpicklers_refuse_foreign_globals(tmp_path):
     evil.write_bytes(pickle.dumps({"w": np.ones(2), "f": print}))
     good.write_bytes(pickle.dumps({"a": {"b": np.arange(3, dtype=np.float32)}}))
     with pytest.raises(pickle.UnpicklingError, match="print"):
-        pickle_readers.read_numpy_pickle(str(evil))
-    np.testing.assert_array_equal(pickle_readers.read_numpy_pickle(str(good))["a"]["b"], np.arange(3))
+        read_numpy_pickle(str(evil))
+    np.testing.assert_array_equal(read_numpy_pickle(str(good))["a"]["b"], np.arange(3))

@@ -2,7 +2,21 @@
 from __future__ import annotations
 
 import pickle
+import reprlib
 from typing import Any, Callable, Mapping, Optional
+
+# What CPython's unpickler raises on malformed or truncated input besides UnpicklingError
+# (MemoryError: a declared length the file cannot hold; RecursionError: absurd nesting).
+MALFORMED = (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError,
+             MemoryError, RecursionError, UnicodeDecodeError)
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+
+
+def short_repr(value: Any) -> str:
+    """repr(value) cut to a few dozen characters, for error messages about untrusted values."""
+    return _REPR.repr(value)
 
 
 class Global:
@@ -36,6 +50,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     `allowed` maps (module, name) to the object to use instead of the real global; any other
     global raises pickle.UnpicklingError naming it, before anything is imported or called.
+    Malformed input of any kind also ends in pickle.UnpicklingError.
     """
 
     def __init__(self, file, allowed: Mapping[tuple[str, str], Any], what: str):
@@ -48,8 +63,17 @@ class RestrictedUnpickler(pickle.Unpickler):
             return self._allowed[module, name]
         except KeyError:
             raise pickle.UnpicklingError(
-                f"refusing to load global {module}.{name}: it is not part of {self._what}"
-            ) from None
+                f"refusing to load global {short_repr(module)[1:-1]}.{short_repr(name)[1:-1]}: "
+                f"it is not part of {self._what}") from None
+
+    def load(self) -> Any:
+        try:
+            return super().load()
+        except MemoryError:
+            raise pickle.UnpicklingError("malformed pickle: it declares an object larger than memory") from None
+        except MALFORMED as error:
+            raise pickle.UnpicklingError(
+                f"malformed pickle ({type(error).__name__}: {short_repr(str(error))[1:-1]})") from None
 
 
 def load_restricted(file, allowed: Mapping[tuple[str, str], Any], what: str) -> Any:

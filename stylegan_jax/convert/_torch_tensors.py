@@ -7,6 +7,13 @@ size, stride, requires_grad, backward_hooks[, metadata])` (a Parameter wraps tha
 five pickles (magic number, protocol version, system info, the storage as a persistent id
 ('storage', <torch.XxxStorage>, key, location, numel, view_metadata), the list of storage keys)
 followed, per key, by the element count as a little-endian int64 and the raw little-endian data.
+
+A torch zip file (torch.save since 1.6, TorchScript) pickles the same tensor calls, with each
+storage as a persistent id ('storage', <torch.XxxStorage>, key, location, numel) naming its file.
+
+Every tensor is checked against its storage before any data is touched: its view must lie
+inside the storage and may not hold more elements than the storage (no stride-0 blow-ups).
+Tensors are read-only views of their storage, so they cost no memory until used.
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from stylegan_jax.convert._restricted_unpickler import Global, RestrictedUnpickler, load_restricted
+from stylegan_jax.convert._restricted_unpickler import Global, RestrictedUnpickler, load_restricted, short_repr
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
@@ -35,7 +42,7 @@ STORAGE_DTYPES = {
     "BoolStorage": np.dtype(np.bool_),
 }
 
-_STORAGE_CLASSES = {("torch", name): Global(f"torch.{name}", payload=dtype)
+STORAGE_CLASSES = {("torch", name): Global(f"torch.{name}", payload=dtype)
                     for name, dtype in STORAGE_DTYPES.items()}
 _STREAM = "a torch storage stream"
 
@@ -54,17 +61,26 @@ class Storage:
 
 class _StorageUnpickler(RestrictedUnpickler):
     def __init__(self, file):
-        super().__init__(file, _STORAGE_CLASSES, _STREAM)
+        super().__init__(file, STORAGE_CLASSES, _STREAM)
 
     def persistent_load(self, pid: Any) -> tuple[np.dtype, str, int]:
-        if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-            raise pickle.UnpicklingError(f"unexpected persistent id in {_STREAM}: {pid!r}")
-        _, storage_class, key, _, numel, view_metadata = pid
-        if not (isinstance(storage_class, Global) and isinstance(storage_class.payload, np.dtype)):
-            raise pickle.UnpicklingError(f"unexpected storage class {storage_class!r}")
-        if view_metadata is not None:
+        if not (isinstance(pid, tuple) and len(pid) == 6):
+            raise pickle.UnpicklingError(f"unexpected persistent id in {_STREAM}: {short_repr(pid)}")
+        if pid[5] is not None:
             raise pickle.UnpicklingError("storage views (view_metadata) are not supported")
-        return storage_class.payload, str(key), int(numel)
+        return storage_id(pid[:5])
+
+
+def storage_id(pid: Any) -> tuple[np.dtype, str, int]:
+    """(dtype, key, element count) of a persistent id ('storage', <torch.XxxStorage>, key, location, numel)."""
+    if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+        raise pickle.UnpicklingError(f"unexpected persistent id {short_repr(pid)}")
+    _, storage_class, key, _, numel = pid
+    if not (isinstance(storage_class, Global) and isinstance(storage_class.payload, np.dtype)):
+        raise pickle.UnpicklingError(f"unexpected storage class {short_repr(storage_class)}")
+    if not (isinstance(key, (str, int)) and type(numel) is int and numel >= 0):
+        raise pickle.UnpicklingError(f"malformed storage id {short_repr(pid)}")
+    return storage_class.payload, str(key), numel
 
 
 def load_storage(data: bytes) -> Storage:
@@ -82,15 +98,21 @@ def load_storage(data: bytes) -> Storage:
     if keys != [key]:
         raise pickle.UnpicklingError(f"storage stream lists keys {keys!r}, expected [{key!r}]")
     count = int.from_bytes(f.read(8), "little", signed=True)
-    raw = f.read(count * dtype.itemsize)
-    if count != numel or len(raw) != numel * dtype.itemsize:
-        raise pickle.UnpicklingError(f"storage {key} is truncated or inconsistent: expected {numel} elements")
+    start, size = f.tell(), numel * dtype.itemsize
+    if count != numel or len(data) - start < size:
+        raise pickle.UnpicklingError(f"storage {short_repr(key)} is truncated or inconsistent: "
+                                     f"expected {numel} elements")
+    return storage_from_bytes(memoryview(data)[start:start + size], dtype)
+
+
+def storage_from_bytes(raw: Any, dtype: np.dtype) -> Storage:
+    """A Storage over little-endian raw bytes (no copy on little-endian hosts)."""
     return Storage(np.frombuffer(raw, dtype.newbyteorder("<")).astype(dtype, copy=False))
 
 
 def rebuild_tensor(storage: Storage, offset: int, size: tuple, stride: tuple, requires_grad: bool,
                    backward_hooks: Any, metadata: Any = None) -> np.ndarray:
-    """Returns the tensor view (offset, size, stride) of a storage as a new contiguous array."""
+    """Returns the tensor view (offset, size, stride) of a storage as a read-only array, after checking it fits."""
     del requires_grad, backward_hooks, metadata  # autograd details, meaningless for numpy
     if not isinstance(storage, Storage):
         raise pickle.UnpicklingError(f"tensor storage must be a torch storage, got {type(storage).__name__}")
@@ -99,15 +121,16 @@ def rebuild_tensor(storage: Storage, offset: int, size: tuple, stride: tuple, re
     if len(shape) != len(strides):
         raise pickle.UnpicklingError(f"tensor size {shape} and stride {strides} differ in length")
     data = storage.data
-    if 0 in shape:
+    numel = int(np.prod(shape, dtype=object))
+    if numel == 0:
         return np.zeros(shape, data.dtype)
     last = offset + sum((n - 1) * s for n, s in zip(shape, strides))
-    if last >= data.size:
-        raise pickle.UnpicklingError(f"tensor view (offset {offset}, size {shape}, stride {strides}) "
-                                     f"exceeds its storage of {data.size} elements")
-    view = np.lib.stride_tricks.as_strided(
+    if last >= data.size or numel > data.size:
+        raise pickle.UnpicklingError(
+            f"tensor view (offset {offset}, size {short_repr(shape)}, stride {short_repr(strides)}) "
+            f"does not fit its storage of {data.size} elements")
+    return np.lib.stride_tricks.as_strided(
         data[offset:], shape, tuple(s * data.itemsize for s in strides), writeable=False)
-    return np.array(view)
 
 
 def rebuild_parameter(data: np.ndarray, requires_grad: bool, backward_hooks: Any, state: Any = None) -> np.ndarray:
@@ -120,7 +143,7 @@ def rebuild_parameter(data: np.ndarray, requires_grad: bool, backward_hooks: Any
 
 def _int_tuple(values: Any, what: str) -> tuple[int, ...]:
     if not (isinstance(values, (tuple, list)) and all(type(v) is int and v >= 0 for v in values)):
-        raise pickle.UnpicklingError(f"tensor {what} must be non-negative integers, got {values!r}")
+        raise pickle.UnpicklingError(f"tensor {what} must be non-negative integers, got {short_repr(values)}")
     return tuple(values)
 
 

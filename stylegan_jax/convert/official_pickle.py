@@ -41,6 +41,13 @@ def read_official_pickle(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dic
     Raises pickle.UnpicklingError for any global outside an official snapshot (nothing of the
     file is run) and ValueError when the pickle is not a network snapshot.
     """
+    try:
+        return _read_snapshot(path_or_file)
+    except RecursionError:
+        raise ValueError("not a network snapshot: its objects are nested absurdly deep") from None
+
+
+def _read_snapshot(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str, Any]:
     if isinstance(path_or_file, (str, os.PathLike)):
         with open(path_or_file, "rb") as f:
             snapshot = load_snapshot_object(f)

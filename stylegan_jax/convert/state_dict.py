@@ -108,10 +108,10 @@ def from_official_state_dict(class_name: str, init_kwargs: Mapping[str, Any],
         raise ValueError(f"{class_name}: state dict has unknown entries {_describe(unknown)}")
     entries = []
     for name, (collection, keys, spec) in expected.items():
-        value = np.asarray(state_dict[name], dtype=np.float32)
-        if value.shape != tuple(spec.shape):
-            raise ValueError(f"{class_name}: {name} has shape {value.shape}, expected {tuple(spec.shape)}")
-        entries.append((collection, keys, jax.numpy.asarray(value)))
+        value = state_dict[name]
+        if np.shape(value) != tuple(spec.shape):  # checked before the data is touched
+            raise ValueError(f"{class_name}: {name} has shape {np.shape(value)}, expected {tuple(spec.shape)}")
+        entries.append((collection, keys, jax.numpy.asarray(np.asarray(value, dtype=np.float32))))
     return module, _unflatten(entries)
 
 

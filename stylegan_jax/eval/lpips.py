@@ -10,7 +10,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from stylegan_jax.eval import pickle_readers, weight_files
+from stylegan_jax.convert.numpy_pickle import read_numpy_pickle
+from stylegan_jax.eval import weight_files
 from stylegan_jax.eval.vgg16 import VGG16Taps
 from stylegan_jax.tree_shapes import shape_mismatches
 
@@ -63,8 +64,8 @@ def _lpips_params(weights: str | None) -> dict:
     path = (weight_files.packaged_file(*LPIPS_PACKAGE) if weights is None
             else weight_files.existing_file(weights))
     try:
-        params = pickle_readers.read_numpy_pickle(str(path))
-    except (pickle.UnpicklingError, EOFError) as e:
+        params = read_numpy_pickle(path)
+    except pickle.UnpicklingError as e:
         raise ValueError(f"{path} is not a pickle of LPIPS parameters: {e}") from None
     if not isinstance(params, dict):
         raise ValueError(f"{path}: expected a dict of LPIPS parameters")

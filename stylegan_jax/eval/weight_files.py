@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 
-from stylegan_jax.eval import pickle_readers
+from stylegan_jax.convert.zip_files import read_npz_arrays, read_torch_zip_tensors
 
 
 class MissingWeightsError(FileNotFoundError):
@@ -40,10 +40,9 @@ def existing_file(path: str | os.PathLike) -> pathlib.Path:
 def read_tensors(path: pathlib.Path) -> dict[str, np.ndarray]:
     """Flat {name: array} of a weights file: .npz, or a torch zip (TorchScript or state dict; read without torch)."""
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as data:
-            return {name: data[name] for name in data.files}
+        return read_npz_arrays(path)
     if zipfile.is_zipfile(path):
-        return pickle_readers.read_torch_zip_tensors(str(path))
+        return read_torch_zip_tensors(path)
     raise ValueError(f"{path}: unsupported weights format (expected .npz or a torch .pt zip)")
 
 

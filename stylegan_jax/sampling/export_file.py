@@ -18,6 +18,7 @@ from flax import serialization
 
 from stylegan_jax.convert.state_dict import (
     COLLECTIONS, flatten_variables, from_official_state_dict, network_spec, to_official_state_dict)
+from stylegan_jax.convert.zip_files import read_npz_arrays
 
 FORMAT = "stylegan_jax.generator"
 VERSION = 1
@@ -61,6 +62,17 @@ def export_state_dict(path: str | os.PathLike, G: nn.Module, variables: Mapping[
     with open(path, "wb") as f:
         np.savez(f, **to_official_state_dict(G, variables), **meta)
     return path
+
+
+def load_state_dict_export(path: str | os.PathLike) -> tuple[nn.Module, dict]:
+    """Rebuilds (module, variables) from an export_state_dict .npz; ValueError when it is not one."""
+    arrays = read_npz_arrays(path)
+    if "meta/class_name" not in arrays or "meta/init_kwargs" not in arrays:
+        raise ValueError(f"{path} is an .npz without 'meta/class_name' and 'meta/init_kwargs': "
+                         "not a stylegan_jax state-dict export")
+    state = {name: value for name, value in arrays.items() if not name.startswith("meta/")}
+    return from_official_state_dict(str(arrays["meta/class_name"]), json.loads(str(arrays["meta/init_kwargs"])),
+                                    state)
 
 
 def is_exported_folder(path: str | os.PathLike) -> bool:
