@@ -27,14 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line flags (official gen_images.py spellings, plus a few)."""
     parser = cli.new_parser("generate", "Generate images using a pretrained generator.")
     parser.add_argument("--seeds", type=cli.arg_type(parse_seeds, "seeds"), help="seeds, e.g. '0,1,4-6'")
-    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=1.0, help="truncation psi (default: 1)")
+    parser.add_argument("--trunc", dest="truncation_psi", type=cli.FINITE_NUMBER, default=1.0, help="truncation psi (default: 1)")
     parser.add_argument("--trunc-cutoff", dest="truncation_cutoff", type=int,
                         help="truncate only the first N ws (default: all)")
     parser.add_argument("--class", dest="class_idx", type=int, help="class label (conditional networks only)")
     cli.add_noise_mode(parser)
     parser.add_argument("--translate", type=cli.arg_type(parse_vec2, "vec2"), default=(0.0, 0.0), metavar="VEC2",
                         help="translate XY-coordinate, e.g. '0.3,1' (StyleGAN3 only)")
-    parser.add_argument("--rotate", type=float, default=0.0, metavar="ANGLE",
+    parser.add_argument("--rotate", type=cli.FINITE_NUMBER, default=0.0, metavar="ANGLE",
                         help="rotation angle in degrees (StyleGAN3 only)")
     parser.add_argument("--projected-w", metavar="FILE", help="render the ws 'w' [N, num_ws, w_dim] of this .npz")
     parser.add_argument("--grid", nargs="?", const=AUTO_GRID, metavar="WxH",

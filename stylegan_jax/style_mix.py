@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ws taken from the columns: indices like '0-6' or coarse/middle/fine (default: 0-6)")
     parser.add_argument("--coarse-end", type=int, default=4, help="first ws index after 'coarse' (default: 4)")
     parser.add_argument("--middle-end", type=int, default=8, help="first ws index after 'middle' (default: 8)")
-    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=1.0, help="truncation psi (default: 1)")
+    parser.add_argument("--trunc", dest="truncation_psi", type=cli.FINITE_NUMBER, default=1.0, help="truncation psi (default: 1)")
     parser.add_argument("--class", dest="class_idx", type=int, help="class label (conditional networks only)")
     cli.add_noise_mode(parser)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="images per device batch")

@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--w-frames", type=int, default=120, help="frames between keyframes (default: 120)")
     parser.add_argument("--kind", choices=KINDS, default="cubic",
                         help="cubic or linear in W, or slerp in Z (default: cubic)")
-    parser.add_argument("--fps", type=float, default=60, help="frames per second (default: 60)")
-    parser.add_argument("--trunc", dest="truncation_psi", type=float, default=1.0, help="truncation psi (default: 1)")
+    parser.add_argument("--fps", type=cli.FINITE_NUMBER, default=60, help="frames per second (default: 60)")
+    parser.add_argument("--trunc", dest="truncation_psi", type=cli.FINITE_NUMBER, default=1.0, help="truncation psi (default: 1)")
     parser.add_argument("--class", dest="class_idx", type=int, help="class label (conditional networks only)")
     cli.add_noise_mode(parser)
     parser.add_argument("--still", metavar="FILE", help="also write a PNG of interpolation rows between the seeds")

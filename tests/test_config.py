@@ -67,6 +67,12 @@ def _digits_config(**changes):
     (dict(**{"dataset.source": "folder", "dataset.path": "/no/such/folder"}), "dataset.path"),
     (dict(**{"loss.d_reg_interval": 0}), "config.loss.d_reg_interval"),
     (dict(**{"model.mbstd_group_size": 5}), "config.model.mbstd_group_size"),
+    (dict(**{"model.z_dim": 0}), "config.model.z_dim must be >= 1, got 0"),
+    (dict(**{"model.channel_max": 0}), "config.model.channel_max must be >= 1, got 0"),
+    (dict(**{"model.map_layers": 0}), "config.model.map_layers must be >= 1, got 0"),
+    (dict(**{"model.num_fp16_res": -1}), "config.model.num_fp16_res must be >= 0, got -1"),
+    (dict(**{"model.conv_clamp": 0.0}), "config.model.conv_clamp must be positive"),
+    (dict(**{"model.g_architecture": "unet"}), "config.model.g_architecture must be one of"),
 ])
 def test_impossible_values_fail_naming_the_key(changes, message):
     with pytest.raises(ValueError, match=message.replace(".", r"\.")):

@@ -10,6 +10,7 @@ import flax.linen as nn
 from absl import logging
 
 from stylegan_jax.sampling.loading import load_generator
+from stylegan_jax.sampling.parsing import parse_finite
 from stylegan_jax.sampling.render import NOISE_MODES
 
 USAGE_ERROR = 2
@@ -33,6 +34,9 @@ def arg_type(parse: Callable[[str], Any], name: str) -> Callable[[str], Any]:
             raise argparse.ArgumentTypeError(str(e)) from None
     parse_arg.__name__ = name
     return parse_arg
+
+
+FINITE_NUMBER = arg_type(parse_finite, "number")  # a float flag that refuses nan and infinities
 
 
 def new_parser(module: str, description: str) -> ArgumentParser:

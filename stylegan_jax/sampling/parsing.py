@@ -1,6 +1,7 @@
 """Parsing the textual arguments of the sampling tools: seed lists, 2-vectors and grid sizes."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Sequence
 
@@ -41,12 +42,23 @@ def parse_seeds(text: str | Sequence[int]) -> list[int]:
     return seeds
 
 
+def parse_finite(text: str) -> float:
+    """'0.7' -> 0.7; refuses nan and infinities."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"cannot parse {text!r} as a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {text!r}")
+    return value
+
+
 def parse_vec2(text: str | Sequence[float]) -> tuple[float, float]:
     """'0.3,1' -> (0.3, 1.0)."""
     parts = text.split(",") if isinstance(text, str) else list(text)
     try:
         if len(parts) == 2:
-            return float(parts[0]), float(parts[1])
+            return parse_finite(parts[0]), parse_finite(parts[1])
     except ValueError:
         pass
     raise ValueError(f"cannot parse {text!r} as a 2-vector 'x,y'")

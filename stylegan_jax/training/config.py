@@ -7,7 +7,7 @@ import ml_collections
 import numpy as np
 
 from stylegan_jax.data.config import default_dataset_config, validate_dataset_config
-from stylegan_jax.networks.stylegan2 import block_resolutions
+from stylegan_jax.networks.stylegan2 import ARCHITECTURES, block_resolutions
 
 ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 
@@ -125,6 +125,15 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("loss.d_reg_interval", config.loss.d_reg_interval >= 1, "must be >= 1"),
         ("loss.pl_batch_shrink", 1 <= config.loss.pl_batch_shrink <= config.batch_size,
          "must be between 1 and batch_size"),
+        *((f"model.{key}", config.model[key] >= 1, "must be >= 1")
+          for key in ("z_dim", "w_dim", "map_layers", "channel_base", "channel_max")),
+        *((f"model.{key}", config.model[key] >= 0, "must be >= 0")
+          for key in ("d_channel_base", "d_channel_max", "num_fp16_res")),
+        ("model.conv_clamp", config.model.conv_clamp is None or config.model.conv_clamp > 0,
+         "must be positive (or None: no clamping)"),
+        ("model.g_architecture", config.model.g_architecture in ARCHITECTURES, f"must be one of {ARCHITECTURES}"),
+        ("model.d_architecture", config.model.d_architecture in ARCHITECTURES, f"must be one of {ARCHITECTURES}"),
+        ("model.magnitude_ema_beta", config.model.magnitude_ema_beta < 1, "must be < 1 (negative: the official value)"),
         ("model.mbstd_group_size", config.model.mbstd_group_size >= 1
          and config.batch_size % min(config.model.mbstd_group_size, config.batch_size) == 0,
          "must divide batch_size"),
