@@ -10,7 +10,7 @@ import numpy as np
 
 from stylegan_jax.eval.sharding import ShardedBatchMap
 from stylegan_jax.eval.sources import Generator, RealImages
-from stylegan_jax.sampling.render import takes_transform
+from stylegan_jax.networks.layers import takes_transform
 
 
 def _redraw_noise(variables: Mapping[str, Any], key: jax.Array) -> dict:

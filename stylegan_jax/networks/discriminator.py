@@ -10,13 +10,14 @@ import numpy as np
 from flax.core import FrozenDict
 
 from stylegan_jax.networks.layers import (
-    Conv2dLayer, FullyConnectedLayer, MappingNetwork, compute_dtype_for, resample_filter_buffer)
+    AcceptsChannelsLastFlag, Conv2dLayer, FullyConnectedLayer, MappingNetwork, compute_dtype_for,
+    resample_filter_buffer)
 from stylegan_jax.networks.stylegan2 import ARCHITECTURES, channels_per_resolution, low_precision_resolution
 from stylegan_jax.ops.normalization import minibatch_std
 from stylegan_jax.ops.upfirdn2d import downsample2d
 
 
-class DiscriminatorBlock(nn.Module):
+class DiscriminatorBlock(AcceptsChannelsLastFlag):
     """One resolution of the discriminator: (fromRGB) + conv + 2x down-conv (+ resnet skip)."""
 
     in_channels: int
@@ -127,7 +128,8 @@ class Discriminator(nn.Module):
         channels = channels_per_resolution(resolutions + [4], self.channel_base, self.channel_max)
         fp16_res = low_precision_resolution(self.img_resolution, self.num_fp16_res)
         cmap_dim = 0 if self.c_dim == 0 else (channels[4] if self.cmap_dim is None else self.cmap_dim)
-        block_kwargs = {k: v for k, v in self.block_kwargs.items() if k not in ("fp16_channels_last", "freeze_layers")}
+        # freeze_layers is read by the trainer; the blocks compute the same function either way.
+        block_kwargs = {k: v for k, v in self.block_kwargs.items() if k != "freeze_layers"}
         common = dict(img_channels=self.img_channels, architecture=self.architecture, conv_clamp=self.conv_clamp)
 
         x = None

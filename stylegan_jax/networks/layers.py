@@ -1,6 +1,8 @@
 """Layers shared by the StyleGAN2 and StyleGAN3 networks: equalised-lr dense layer and mapping."""
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from typing import Any, Sequence
 
 import flax.linen as nn
@@ -149,6 +151,17 @@ class Conv2dLayer(nn.Module):
         return bias_act(x, b, act=self.activation, gain=act_gain, clamp=act_clamp)
 
 
+class AcceptsChannelsLastFlag(nn.Module):
+    """Base of the modules whose official constructors take `fp16_channels_last` (the StyleGAN2
+    generator through its synthesis kwargs, discriminator blocks through block_kwargs).
+
+    The flag only picks PyTorch's memory format for float16 layers. Arrays here are always NHWC, so
+    it is accepted, because official pickles may record it, and has no effect.
+    """
+
+    fp16_channels_last: bool = dataclasses.field(default=False, kw_only=True)
+
+
 class GeneratorBase(nn.Module):
     """What the StyleGAN2 and StyleGAN3 generators share: frozen mapping kwargs, the mapping
     method and example inputs. Subclasses define `mapping_network` (named 'mapping') in setup."""
@@ -168,3 +181,8 @@ class GeneratorBase(nn.Module):
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
         """Zero latents and labels of the right shapes, e.g. for `init`."""
         return jnp.zeros((batch, self.z_dim), jnp.float32), jnp.zeros((batch, self.c_dim), jnp.float32)
+
+
+def takes_transform(G: nn.Module) -> bool:
+    """Whether the generator's synthesis accepts an input transform (StyleGAN3 does, StyleGAN2 does not)."""
+    return "transform" in inspect.signature(type(G).synthesis).parameters

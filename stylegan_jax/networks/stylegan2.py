@@ -10,8 +10,8 @@ import numpy as np
 from flax.core import FrozenDict
 
 from stylegan_jax.networks.layers import (
-    BUFFERS, Conv2dLayer, FullyConnectedLayer, GeneratorBase, MappingNetwork, compute_dtype_for,
-    resample_filter_buffer)
+    BUFFERS, AcceptsChannelsLastFlag, Conv2dLayer, FullyConnectedLayer, GeneratorBase, MappingNetwork,
+    compute_dtype_for, resample_filter_buffer)
 from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
 from stylegan_jax.ops.modulated_conv2d import modulated_conv2d
 from stylegan_jax.ops.upfirdn2d import upsample2d
@@ -52,7 +52,7 @@ class SynthesisLayer(nn.Module):
     conv_clamp: float | None = None
 
     @nn.compact
-    def __call__(self, x, w, noise_mode="random", fused_modconv=True, gain=1.0):
+    def __call__(self, x, w, noise_mode="random", fused_modconv=False, gain=1.0):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         k, res = self.kernel_size, self.resolution
@@ -86,7 +86,7 @@ class ToRGBLayer(nn.Module):
     conv_clamp: float | None = None
 
     @nn.compact
-    def __call__(self, x, w, fused_modconv=True):
+    def __call__(self, x, w, fused_modconv=False):
         k = self.kernel_size
         styles = FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1, name="affine")(w)
         styles = styles * np.float32(1 / np.sqrt(self.in_channels * k * k))
@@ -121,7 +121,7 @@ class SynthesisBlock(nn.Module):
         return int(self.is_last or self.architecture == "skip")
 
     @nn.compact
-    def __call__(self, x, img, ws, noise_mode="random", fused_modconv=True):
+    def __call__(self, x, img, ws, noise_mode="random", fused_modconv=False):
         dtype = compute_dtype_for(self.use_fp16, self.compute_dtype)
         conv = lambda name, cin, **kw: SynthesisLayer(
             cin, self.out_channels, w_dim=self.w_dim, resolution=self.resolution,
@@ -178,7 +178,7 @@ class SynthesisNetwork(nn.Module):
                            name=f"b{res}", **self.block_kwargs)
             for res in resolutions]
 
-    def __call__(self, ws, noise_mode="random", fused_modconv=True, update_emas=False):
+    def __call__(self, ws, noise_mode="random", fused_modconv=False, update_emas=False):
         del update_emas  # StyleGAN2 synthesis has no running statistics
         x = img = None
         w_idx = 0
@@ -195,7 +195,7 @@ def num_ws_for(img_resolution: int) -> int:
     return 2 * len(block_resolutions(img_resolution))
 
 
-class Generator(GeneratorBase):
+class Generator(AcceptsChannelsLastFlag, GeneratorBase):
     """StyleGAN2 generator with the official constructor arguments; images are NHWC."""
 
     z_dim: int
@@ -210,8 +210,7 @@ class Generator(GeneratorBase):
     conv_clamp: float | None = 256
     architecture: str = "skip"
     resample_filter: Sequence[float] = (1, 3, 3, 1)
-    fused_modconv_default: Any = "inference_only"
-    fp16_channels_last: bool = False
+    fused_modconv_default: Any = "inference_only"  # official; only True selects the fused form here
     kernel_size: int = 3
     use_noise: bool = True
     activation: str = "lrelu"
@@ -238,10 +237,10 @@ class Generator(GeneratorBase):
         """ws [N, num_ws, w_dim] -> NHWC float32 images (unclamped, about [-1, 1])."""
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {ws.shape}")
-        fused = self.fused_modconv_default if fused_modconv is None else fused_modconv
         # Both formulations compute the same function; under XLA the per-sample grouped conv is the
-        # slower one (benchmarks/bench_networks.py), so only an explicit True selects it.
-        fused = fused is True
+        # slower one (benchmarks/bench_networks.py), so only an explicit True selects it: the
+        # official 'inference_only' (fused for inference) runs non-fused like the default.
+        fused = (self.fused_modconv_default if fused_modconv is None else fused_modconv) is True
         return self.synthesis_network(ws, noise_mode=noise_mode, fused_modconv=fused, update_emas=update_emas)
 
     def __call__(self, z, c=None, truncation_psi=1.0, truncation_cutoff=None, noise_mode="const",

@@ -213,13 +213,14 @@ class SynthesisLayer(nn.Module):
                               slope=1.0 if self.is_torgb else 0.2, clamp=self.conv_clamp)
 
 
-class SynthesisNetwork(nn.Module):
-    """Maps ws [N, num_layers + 2, w_dim] to NHWC images: Fourier input, num_layers filtered
-    layers named 'L{idx}_{size}_{channels}', and a final ToRGB layer, scaled by output_scale."""
+@dataclasses.dataclass(kw_only=True, unsafe_hash=True)
+class SynthesisConfig:
+    """Hyperparameters of the synthesis network, with the official names and defaults.
 
-    w_dim: int
-    img_resolution: int
-    img_channels: int
+    The Generator inherits these fields, so that it takes the official flat constructor arguments,
+    and hands them to its SynthesisNetwork as one SynthesisConfig.
+    """
+
     channel_base: float = 32768
     channel_max: int = 512
     num_layers: int = 14
@@ -238,50 +239,66 @@ class SynthesisNetwork(nn.Module):
     magnitude_ema_beta: float = 0.999
     compute_dtype: Any = None  # dtype of the num_fp16_res highest-resolution layers (None: float32)
 
+    def synthesis_config(self) -> "SynthesisConfig":
+        """These hyperparameters alone, e.g. of a Generator that inherits them."""
+        return SynthesisConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(SynthesisConfig)})
+
+
+class SynthesisNetwork(nn.Module):
+    """Maps ws [N, num_layers + 2, w_dim] to NHWC images: Fourier input, num_layers filtered
+    layers named 'L{idx}_{size}_{channels}', and a final ToRGB layer, scaled by output_scale."""
+
+    w_dim: int
+    img_resolution: int
+    img_channels: int
+    config: SynthesisConfig = SynthesisConfig()
+
     @property
     def num_ws(self) -> int:
         """Number of w vectors consumed: the input, num_layers layers and the ToRGB layer."""
-        return self.num_layers + 2
+        return self.config.num_layers + 2
 
     @nn.compact
     def __call__(self, ws: jax.Array, update_emas: bool = False,
                  transform: jax.Array | None = None) -> jax.Array:
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {ws.shape}")
-        plan = layer_schedule(self.img_resolution, self.img_channels, self.channel_base, self.channel_max,
-                              self.num_layers, self.num_critical, self.first_cutoff, self.first_stopband,
-                              self.last_stopband_rel, self.margin_size)
+        cfg = self.config
+        plan = layer_schedule(self.img_resolution, self.img_channels, cfg.channel_base, cfg.channel_max,
+                              cfg.num_layers, cfg.num_critical, cfg.first_cutoff, cfg.first_stopband,
+                              cfg.last_stopband_rel, cfg.margin_size)
         sizes, channels, rates = plan.sizes.astype(int), plan.channels.astype(int), plan.sampling_rates
         ws = ws.astype(jnp.float32)
         x = SynthesisInput(self.w_dim, int(channels[0]), int(sizes[0]), rates[0], plan.cutoffs[0],
                            name="input")(ws[:, 0], transform)
         # Layer i reads layer i - 1's grid; layer 0 reads the input, which shares its plan entry.
-        for idx, src in enumerate(np.maximum(np.arange(self.num_layers + 1) - 1, 0)):
+        for idx, src in enumerate(np.maximum(np.arange(cfg.num_layers + 1) - 1, 0)):
             layer = SynthesisLayer(
-                w_dim=self.w_dim, is_torgb=idx == self.num_layers,
-                is_critically_sampled=idx >= self.num_layers - self.num_critical,
-                use_fp16=bool(rates[idx] * 2 ** self.num_fp16_res > self.img_resolution),
+                w_dim=self.w_dim, is_torgb=idx == cfg.num_layers,
+                is_critically_sampled=idx >= cfg.num_layers - cfg.num_critical,
+                use_fp16=bool(rates[idx] * 2 ** cfg.num_fp16_res > self.img_resolution),
                 in_channels=int(channels[src]), out_channels=int(channels[idx]),
                 in_size=int(sizes[src]), out_size=int(sizes[idx]),
                 in_sampling_rate=int(rates[src]), out_sampling_rate=int(rates[idx]),
                 in_cutoff=plan.cutoffs[src], out_cutoff=plan.cutoffs[idx],
                 in_half_width=plan.half_widths[src], out_half_width=plan.half_widths[idx],
-                conv_kernel=self.conv_kernel, filter_size=self.filter_size,
-                lrelu_upsampling=self.lrelu_upsampling, use_radial_filters=self.use_radial_filters,
-                conv_clamp=self.conv_clamp, magnitude_ema_beta=self.magnitude_ema_beta,
-                compute_dtype=self.compute_dtype, name=f"L{idx}_{sizes[idx]}_{channels[idx]}")
+                conv_kernel=cfg.conv_kernel, filter_size=cfg.filter_size,
+                lrelu_upsampling=cfg.lrelu_upsampling, use_radial_filters=cfg.use_radial_filters,
+                conv_clamp=cfg.conv_clamp, magnitude_ema_beta=cfg.magnitude_ema_beta,
+                compute_dtype=cfg.compute_dtype, name=f"L{idx}_{sizes[idx]}_{channels[idx]}")
             x = layer(x, ws[:, idx + 1], update_emas=update_emas)
-        if self.output_scale != 1:
-            x = x * jnp.asarray(self.output_scale, x.dtype)
+        if cfg.output_scale != 1:
+            x = x * jnp.asarray(cfg.output_scale, x.dtype)
         return x.astype(jnp.float32)
 
 
-class Generator(GeneratorBase):
+class Generator(GeneratorBase, SynthesisConfig):
     """StyleGAN3 generator: mapping network ('mapping') and synthesis network ('synthesis').
 
-    Fields mirror the official constructor, so Generator(**official_init_kwargs) builds the same
-    network; `compute_dtype` (e.g. jnp.bfloat16) is used in the num_fp16_res highest-resolution
-    layers, like the official float16 layers, while parameters stay float32.
+    Takes the official constructor arguments, so Generator(**official_init_kwargs) builds the same
+    network: the SynthesisConfig fields (inherited) and the ones below. `compute_dtype` (e.g.
+    jnp.bfloat16) is used in the num_fp16_res highest-resolution layers, like the official float16
+    layers, while parameters stay float32.
     """
 
     z_dim: int
@@ -290,23 +307,6 @@ class Generator(GeneratorBase):
     img_resolution: int
     img_channels: int
     mapping_kwargs: Mapping[str, Any] = FrozenDict()
-    channel_base: float = 32768
-    channel_max: int = 512
-    num_layers: int = 14
-    num_critical: int = 2
-    first_cutoff: float = 2
-    first_stopband: float = 2 ** 2.1
-    last_stopband_rel: float = 2 ** 0.3
-    margin_size: int = 10
-    output_scale: float = 0.25
-    num_fp16_res: int = 4
-    conv_kernel: int = 3
-    filter_size: int = 6
-    lrelu_upsampling: int = 2
-    use_radial_filters: bool = False
-    conv_clamp: float | None = 256
-    magnitude_ema_beta: float = 0.999
-    compute_dtype: Any = None
 
     @property
     def num_ws(self) -> int:
@@ -314,9 +314,8 @@ class Generator(GeneratorBase):
         return self.num_layers + 2
 
     def setup(self):
-        synthesis_fields = {f.name for f in dataclasses.fields(SynthesisNetwork)} - {"parent", "name"}
         self.synthesis_network = SynthesisNetwork(
-            **{name: getattr(self, name) for name in synthesis_fields}, name="synthesis")
+            self.w_dim, self.img_resolution, self.img_channels, self.synthesis_config(), name="synthesis")
         self.mapping_network = MappingNetwork(
             z_dim=self.z_dim, c_dim=self.c_dim, w_dim=self.w_dim, num_ws=self.num_ws,
             **{"num_layers": 2, **dict(self.mapping_kwargs)}, name="mapping")

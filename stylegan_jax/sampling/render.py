@@ -1,7 +1,6 @@
 """Seeds, latents or ws -> uint8 NHWC images: batched, jitted once per batch shape, sharded over devices."""
 from __future__ import annotations
 
-import inspect
 from typing import Any, Iterator, Sequence
 
 import flax.linen as nn
@@ -9,6 +8,7 @@ import jax
 import numpy as np
 
 from stylegan_jax.images import to_uint8
+from stylegan_jax.networks.layers import takes_transform
 from stylegan_jax.sampling.batching import map_chunks, static_module
 from stylegan_jax.sampling.latents import class_labels, seeds_to_z
 
@@ -27,11 +27,6 @@ def input_transform(translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0
                         [-np.sin(angle), np.cos(angle), translate[1]],
                         [0.0, 0.0, 1.0]])
     return np.linalg.inv(forward).astype(np.float32)
-
-
-def takes_transform(G: nn.Module) -> bool:
-    """Whether the generator's synthesis accepts an input transform (StyleGAN3 does, StyleGAN2 does not)."""
-    return "transform" in inspect.signature(type(G).synthesis).parameters
 
 
 def compute_ws(G: nn.Module, variables: Any, seeds: Sequence[int] | None = None, *, z: np.ndarray | None = None,
