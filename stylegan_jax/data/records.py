@@ -1,14 +1,17 @@
 """TFRecord files (local or remote) of tf.train.Example images: random access by record number, encoding and parsing."""
 from __future__ import annotations
 
+import io
 import struct
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
+import PIL.Image
 from google.protobuf.message import DecodeError
 
 from stylegan_jax import fileio
 from stylegan_jax.data._tf import tensorflow
+from stylegan_jax.data.images import decode
 
 _HEADER_BYTES = 12  # uint64 payload length, uint32 masked CRC of the length
 _FOOTER_BYTES = 4  # uint32 masked CRC of the payload
@@ -72,3 +75,29 @@ def parse_example(record: bytes) -> tuple[bytes, int | None]:
         raise ValueError("the record has no 'image' bytes")
     labels = feature["label"].int64_list.value if "label" in feature else []
     return feature["image"].bytes_list.value[0], (int(labels[0]) if labels else None)
+
+
+class RecordSource:
+    """Records holding one encoded image each (TFRecord shards, TFDS files), images all of one channel count."""
+
+    def __init__(self, records: Sequence[bytes], name: str, location: str, channels: int,
+                 labels: Callable[[], tuple[np.ndarray, int]]):
+        self._records = records
+        self._channels = channels
+        self._labels = labels
+        self.name = name
+        self.location = location
+        self.size = len(records)
+
+    def read(self, index: int) -> PIL.Image.Image:
+        image, _ = parse_example(self._records[index])
+        return decode(io.BytesIO(image))
+
+    def channels_of(self, index: int) -> int:
+        return self._channels
+
+    def describe(self, index: int) -> str:
+        return f"{self.location} (record {index})"
+
+    def labels(self) -> tuple[np.ndarray, int]:
+        return self._labels()

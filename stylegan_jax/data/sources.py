@@ -1,10 +1,9 @@
 """Where images come from: random access to the raw images (and class labels) of each kind of source."""
 from __future__ import annotations
 
-import io
 import json
 import os
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import PIL.Image
@@ -13,7 +12,7 @@ from stylegan_jax import fileio
 from stylegan_jax.data.config import TFRECORD_METADATA, DatasetConfig, DatasetConfigError
 from stylegan_jax.data.files import ImageFiles
 from stylegan_jax.data.images import decode, header_channels
-from stylegan_jax.data.records import TFRecordReader, parse_example
+from stylegan_jax.data.records import RecordSource, TFRecordReader
 
 
 class Source(Protocol):
@@ -58,32 +57,6 @@ class FileSource:
 
     def labels(self) -> tuple[np.ndarray, int]:
         return self._files.labels()
-
-
-class RecordSource:
-    """Records holding one encoded image each (TFRecord shards, TFDS files), images all of one channel count."""
-
-    def __init__(self, records: Sequence[bytes], name: str, location: str, channels: int,
-                 labels: Callable[[], tuple[np.ndarray, int]]):
-        self._records = records
-        self._channels = channels
-        self._labels = labels
-        self.name = name
-        self.location = location
-        self.size = len(records)
-
-    def read(self, index: int) -> PIL.Image.Image:
-        image, _ = parse_example(self._records[index])
-        return decode(io.BytesIO(image))
-
-    def channels_of(self, index: int) -> int:
-        return self._channels
-
-    def describe(self, index: int) -> str:
-        return f"{self.location} (record {index})"
-
-    def labels(self) -> tuple[np.ndarray, int]:
-        return self._labels()
 
 
 class DigitsSource:

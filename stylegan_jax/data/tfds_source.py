@@ -5,8 +5,7 @@ import numpy as np
 
 from stylegan_jax.data._tf import tensorflow
 from stylegan_jax.data.config import DatasetConfigError
-from stylegan_jax.data.records import TFRecordReader, parse_example
-from stylegan_jax.data.sources import RecordSource
+from stylegan_jax.data.records import RecordSource, TFRecordReader, parse_example
 
 
 def _records(file_format, paths: list[str]):
