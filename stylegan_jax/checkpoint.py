@@ -20,6 +20,8 @@ from stylegan_jax.convert.state_dict import abstract_variables, build_network
 from stylegan_jax.training.state import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
+# What Orbax and tensorstore raise for a checkpoint whose files are truncated, missing or corrupt.
+DAMAGED_ERRORS = (ValueError, OSError, KeyError, TypeError)
 COUNTERS = ("step", "nimg", "pl_mean", "rng", "skipped", "streak", "worst_streak")
 NETWORK_ITEMS = {"G": "g", "D": "d", "G_ema": "g_ema"}
 
@@ -67,14 +69,47 @@ def restore(manager: ocp.CheckpointManager, template: TrainState, sharding: Name
     return state, restored.meta
 
 
+def restore_newest_intact(manager: ocp.CheckpointManager, template: TrainState,
+                          sharding: NamedSharding) -> tuple[TrainState, dict[str, Any], list[int]]:
+    """Restores the newest checkpoint that reads back whole, and lists the newer, damaged steps.
+
+    A damaged step folder is renamed to '<step>.damaged' (kept for inspection, no longer listed),
+    so that training continues from the intact one. ValueError when none is intact.
+    """
+    damaged = []
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            state, meta = restore(manager, template, sharding, step)
+        except DAMAGED_ERRORS:
+            damaged.append(step)
+            continue
+        if damaged and jax.process_index() == 0:
+            for bad in damaged:
+                fileio.rename(fileio.join(str(manager.directory), str(bad)),
+                              fileio.join(str(manager.directory), f"{bad}.damaged"))
+        manager.reload()
+        return state, meta, damaged
+    raise ValueError(f"every checkpoint in {manager.directory} is damaged (steps {sorted(damaged)})")
+
+
+def _restore_items(workdir: str, step: int, args: ocp.args.Composite) -> Any:
+    """manager.restore(step, args) of a read-only manager; a damaged checkpoint is a ValueError naming it."""
+    manager = open_manager(workdir, read_only=True)
+    try:
+        return manager.restore(step, args=args)
+    except DAMAGED_ERRORS as e:
+        others = [s for s in manager.all_steps() if s != step]
+        raise ValueError(f"checkpoint step {step} in {checkpoint_dir(workdir)} is damaged ({type(e).__name__}); "
+                         f"intact steps may be among {sorted(others)}") from None
+
+
 def read_meta(workdir: str, step: int | None = None) -> tuple[int, dict[str, Any]]:
     """The step and metadata (config, network specs) of the latest or given checkpoint."""
     manager = open_manager(workdir, read_only=True)
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {checkpoint_dir(workdir)}")
-    meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
-    return step, meta
+    return step, _restore_items(workdir, step, ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
 def load_network(workdir: str, step: int | None = None, which: str = "G_ema",
@@ -88,8 +123,7 @@ def load_network(workdir: str, step: int | None = None, which: str = "G_ema",
     sharding = sharding or NamedSharding(jax.sharding.Mesh(jax.devices()[:1], ("data",)), jax.sharding.PartitionSpec())
     target = _abstract(abstract_variables(module), sharding)
     item = NETWORK_ITEMS[which]
-    manager = open_manager(workdir, read_only=True)
-    restored = manager.restore(step, args=ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))
+    restored = _restore_items(workdir, step, ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))
     return module, restored[item]
 
 

@@ -22,6 +22,7 @@ import time
 from typing import Sequence
 
 import jax
+from absl import logging
 
 from stylegan_jax.eval.feature_nets import inception_pool3, vgg16_fc2
 from stylegan_jax.eval.feature_stats import FeatureStats, compute_feature_stats
@@ -50,8 +51,15 @@ def _print(line: str) -> None:
         print(line)
 
 
+MIN_FID_IMAGES = 2000  # below this, FID is strongly biased upwards
+
+
 def _fid_command(args: argparse.Namespace) -> dict:
     record = fid_between_folders(args.real, args.fake, args.inception, args.batch)
+    for kind in ("real", "fake"):
+        if record[f"num_{kind}"] < MIN_FID_IMAGES:
+            print(f"warning: only {record[f'num_{kind}']} {kind} images; FID of fewer than {MIN_FID_IMAGES} "
+                  "is strongly biased and only comparable at equal sizes", file=sys.stderr)
     _print(f"fid {record['results']['fid']:.4f}  ({record['num_real']} real images in {args.real}, "
           f"{record['num_fake']} fake images in {args.fake}, {record['total_time']:.1f} s)")
     return record
@@ -71,6 +79,7 @@ def _data_config(path: str, G):
 
 
 def _metrics_command(args: argparse.Namespace) -> list[dict]:
+    """Runs the metrics one by one, printing and appending each result to --out when it is done."""
     import ml_collections
 
     from stylegan_jax import checkpoint
@@ -101,16 +110,20 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
     options = MetricOptions(generator=generator_source(G, variables, args.batch), real=real, seed=args.seed,
                             batch_size=args.batch, inception_weights=args.inception, lpips_weights=args.lpips,
                             vgg16_weights=args.vgg16)
-    records = run_metrics([m for m in args.metrics.split(",") if m], options)
-    for record in records:
+    for name in [m for m in args.metrics.split(",") if m]:  # each result is kept as soon as it is done
+        record = run_metrics([name], options)[0]
         record.update(network=args.network or args.workdir, data=data_cfg.path or data_cfg.source)
         _print(f"{record['metric']} {record['results']}  ({record['total_time']:.1f} s)")
-    return records
+        if jax.process_index() == 0:
+            append_jsonl(record, args.out)
+    return []
 
 
 def build_metrics_parser() -> argparse.ArgumentParser:
     """The parser of the generator-metrics form (no subcommand)."""
-    parser = argparse.ArgumentParser(prog="python -m stylegan_jax.evaluate", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stylegan_jax.evaluate", description=__doc__.split("\n\n")[0],
+                                     epilog="FID between two image folders: python -m stylegan_jax.evaluate fid "
+                                            "--real=DIR --fake=DIR [--out=FILE] (see `evaluate fid --help`)")
     parser.add_argument("--metrics", required=True, help="comma-separated metric names, e.g. fid50k_full,kid50k_full")
     parser.add_argument("--workdir", default=None, help="training run whose EMA generator and dataset to evaluate")
     parser.add_argument("--network", default=None, help="official .pkl, our export, or a checkpoint folder")
@@ -159,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = (build_metrics_parser() if metrics_form else build_parser()).parse_args(argv)
     if metrics_form and args.out is None:
         args.out = os.path.join(args.workdir, "metrics.jsonl") if args.workdir else "metrics.jsonl"
+    logging.set_verbosity(logging.ERROR)  # Orbax logs routine warnings (read_only managers) through absl
     try:
         initialize_runtime(args.coordinator_address, args.num_processes, args.process_id)
         result = args.run(args)

@@ -51,6 +51,14 @@ def makedirs(path: str | os.PathLike) -> None:
         os.makedirs(path, exist_ok=True)
 
 
+def rename(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """Renames a local or remote file or folder."""
+    if is_remote(src):
+        _gfile().rename(os.fspath(src), os.fspath(dst))
+    else:
+        os.rename(src, dst)
+
+
 def getsize(path: str | os.PathLike) -> int:
     """The size of a local or remote file in bytes."""
     return _gfile().stat(os.fspath(path)).length if is_remote(path) else os.path.getsize(path)

@@ -69,3 +69,30 @@ def test_cli_as_a_module_prints_no_traceback(tmp_path):
                              f"--fake={tmp_path / 'no'}"], capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr and "does not exist" in result.stderr
+
+
+def test_each_metric_is_written_before_the_next_starts(tmp_path, monkeypatch):
+    import stylegan_jax.eval as sg_eval
+    from stylegan_jax.eval import adapters
+    from stylegan_jax.sampling import loading
+
+    class G:
+        img_resolution, img_channels, c_dim = 16, 3, 0
+
+    out = tmp_path / "metrics.jsonl"
+    seen = []
+
+    def run_metrics(names, options):
+        seen.append((names, out.read_text().splitlines() if out.exists() else []))
+        return [dict(metric=names[0], results={names[0]: len(seen)}, total_time=0.5)]
+
+    monkeypatch.setattr(loading, "load_generator", lambda path, step: (G(), {}))
+    monkeypatch.setattr(adapters, "dataset_source", lambda cfg, batch: None)
+    monkeypatch.setattr(adapters, "generator_source", lambda G, variables, batch: None)
+    monkeypatch.setattr(sg_eval, "run_metrics", run_metrics)
+    argv = ["--metrics=fid1k_full,kid1k_full", "--network=G.pkl", f"--data={tmp_path}", f"--out={out}"]
+    assert evaluate.main(argv) == 0
+    assert seen[0] == (["fid1k_full"], [])
+    assert seen[1][0] == ["kid1k_full"] and [json.loads(line)["metric"] for line in seen[1][1]] == ["fid1k_full"]
+    assert [json.loads(line)["results"] for line in out.read_text().splitlines()] == [
+        {"fid1k_full": 1}, {"kid1k_full": 2}]

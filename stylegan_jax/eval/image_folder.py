@@ -15,12 +15,16 @@ class ImageFolderError(ValueError):
     """A folder of images cannot be used: missing, empty, or holding an unreadable image."""
 
 
+GRID_FILE = "grid.png"  # the overview that `generate --grid` writes next to the samples
+
+
 def list_images(folder: str | os.PathLike) -> list[pathlib.Path]:
-    """Sorted paths of the PNG/JPEG files under `folder`, at any depth."""
+    """Sorted paths of the PNG/JPEG files under `folder`, at any depth, except the grid.png of `generate --grid`."""
     root = pathlib.Path(folder)
     if not root.is_dir():
         raise ImageFolderError(f"image folder {str(root)!r} does not exist")
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted(p for p in root.rglob("*")
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.name != GRID_FILE and p.is_file())
     if not paths:
         raise ImageFolderError(f"no PNG/JPEG images found under {str(root)!r}")
     return paths

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 from typing import Any
 
@@ -27,23 +28,28 @@ class TrainingDiverged(RuntimeError):
 
 
 class _StopRequest:
-    """Turns SIGTERM (e.g. a preempted spot TPU) into a request to checkpoint and exit.
+    """Turns SIGTERM (e.g. a preempted spot TPU) or Ctrl-C into a request to checkpoint and exit;
+    a second signal exits at once.
 
     With several processes the request is agreed on (any process's signal stops all of them at the
     same iteration) every `sync_interval` iterations, so that every process takes part in the save.
     """
 
     def __init__(self, sync_interval: int = 8):
-        self.requested = False
+        self.requested, self.signal_name = False, "SIGTERM"
         self.sync_interval = sync_interval
         try:
-            signal.signal(signal.SIGTERM, self._handle)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, self._handle)
         except ValueError:  # not the main thread (e.g. a notebook worker): no handler
             pass
 
     def _handle(self, signum, frame):
-        del signum, frame
-        self.requested = True
+        del frame
+        if self.requested:
+            print(f"{signal.Signals(signum).name} again: exiting now, without waiting for the save", flush=True)
+            os._exit(128 + signum)
+        self.requested, self.signal_name = True, signal.Signals(signum).name
 
     def agreed(self, step: int) -> bool:
         """Whether every process should save and stop after iteration `step`."""
@@ -110,7 +116,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     manager = checkpoint.open_manager(workdir, config.max_to_keep)
     state = trainer.init_state(config.seed)
     if manager.latest_step() is not None:
-        state, _ = checkpoint.restore(manager, state, trainer.replicated)
+        state, _, damaged = checkpoint.restore_newest_intact(manager, state, trainer.replicated)
+        for bad in damaged:
+            monitor.log(f"Warning: checkpoint step {bad} is damaged (kept as {bad}.damaged); resuming from an older one")
         monitor.log(f"Resumed from step {int(state.step)} ({int(state.nimg) / 1e3:.1f} kimg) in {workdir}")
     elif config.resume:
         state = _resume_weights(state, config.resume)
@@ -125,12 +133,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     grid_c = _generator_labels(dataset, cols * rows, grid_rng)
     render = jax.jit(lambda v, z, c: to_uint8(G.apply(v, z, c, noise_mode="const")))
 
-    def snapshot(state: TrainState, step: int, nimg: int) -> None:
+    def snapshot(state: TrainState, step: int, nimg: int, stopping: bool) -> None:
         checkpoint.save(manager, state, {**meta, "step": step, "nimg": nimg})
         images = np.asarray(render(state.g_ema, grid_z, grid_c))  # every process takes part; one writes
         if jax.process_index() == 0:
             save_image(image_grid(images, cols, rows), fileio.join(workdir, f"fakes_kimg{nimg / 1000:09.3f}.png"))
-        if config.metrics:
+        if config.metrics and stopping:
+            monitor.log(f"Stop requested: skipped the metrics of step {step} ({', '.join(config.metrics)})")
+        elif config.metrics:
             monitor.write_metrics(_run_metrics(config, G, state.g_ema), nimg)
 
     step, nimg = int(state.step), int(state.nimg)
@@ -176,9 +186,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                         f"updated with them and the last checkpoint in {checkpoint.checkpoint_dir(workdir)} is intact")
             if nimg >= next_snapshot or nimg >= total_nimg or stopping:
                 next_snapshot += int(config.snapshot_kimg * 1000)
-                snapshot(state, step, nimg)
+                snapshot(state, step, nimg, stopping)
             if stopping:
-                monitor.log(f"SIGTERM: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
+                monitor.log(f"{stop.signal_name}: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
                 break
     finally:  # also on divergence or an error: finish the checkpoint under way
         manager.wait_until_finished()
