@@ -42,8 +42,9 @@ def test_a_second_signal_exits_at_once(tmp_path):
     sent = time.time()
     out, _ = proc.communicate(timeout=300)
     assert time.time() - sent < 10, out[-3000:]
-    assert proc.returncode == 128 + signal.SIGINT, out[-3000:]
-    assert "SIGINT again: exiting now" in out
+    # Python runs pending handlers in signal-number order, so either may count as the second.
+    assert proc.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM), out[-3000:]
+    assert "again: exiting now, without waiting for the save" in out
 
 
 def test_a_damaged_newest_checkpoint_is_named_by_generate_and_skipped_by_main(tmp_path):
