@@ -2,7 +2,7 @@
 
 A checkpoint is one step folder written atomically by Orbax (a half-written one is never listed)
 with the items 'g', 'd', 'g_ema' (Flax variables), 'opt' (both Adam states), 'counters'
-(step, nimg, PL mean, RNG key, non-finite counters) and 'meta' (JSON: config and network specs).
+(step, nimg, PL mean, RNG key, non-finite counters, augmentation p and ADA's sign statistics) and 'meta' (JSON: config and network specs).
 Restoring always passes an abstract target carrying the current mesh's shardings, so a run saved
 on 8 devices resumes on 1 or 4.
 """
@@ -22,7 +22,8 @@ from stylegan_jax.training.state import TrainState
 CHECKPOINT_DIR = "checkpoints"
 # What Orbax and tensorstore raise for a checkpoint whose files are truncated, missing or corrupt.
 DAMAGED_ERRORS = (ValueError, OSError, KeyError, TypeError)
-COUNTERS = ("step", "nimg", "pl_mean", "rng", "skipped", "streak", "worst_streak")
+COUNTERS = ("step", "nimg", "pl_mean", "rng", "skipped", "streak", "worst_streak", "augment_p", "ada_sign_sum",
+            "ada_sign_count")
 NETWORK_ITEMS = {"G": "g", "D": "d", "G_ema": "g_ema"}
 
 

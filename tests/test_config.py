@@ -1,6 +1,7 @@
 """Config files and start-up validation of training configs."""
 import importlib.util
 import pathlib
+import re
 
 import pytest
 
@@ -43,6 +44,9 @@ def test_official_presets_follow_train_py():
     assert (sg3r.model.map_layers, sg3r.loss.pl_weight, sg3r.optimizer.g_lr) == (2, 0.0, 0.0025)
     assert (sg3r.model.channel_base, sg3r.model.channel_max, sg3r.ema_kimg) == (65536, 1024, 20.0)
     assert sg3r.loss.blur_fade_kimg == 400
+    # train.py: G_reg_interval unset for StyleGAN3 (one Gboth phase, plain Adam), 4 for StyleGAN2; ADA on.
+    assert (sg2.loss.g_reg_interval, sg3r.loss.g_reg_interval, sg3r.loss.d_reg_interval) == (4, 0, 16)
+    assert sg2.augment.mode == sg3r.augment.mode == "ada" and sg2.augment.pipe == "bgc"
     with pytest.raises(ValueError, match="arch must be one of"):
         official_config("stylegan4", 32, 1.0)
 
@@ -65,7 +69,15 @@ def _digits_config(**changes):
     (dict(**{"model.arch": "stylegan4"}), "config.model.arch"),
     (dict(**{"model.compute_dtype": "float16"}), "config.model.compute_dtype"),
     (dict(**{"dataset.source": "folder", "dataset.path": "/no/such/folder"}), "dataset.path"),
-    (dict(**{"loss.d_reg_interval": 0}), "config.loss.d_reg_interval"),
+    (dict(**{"loss.d_reg_interval": -1}), "config.loss.d_reg_interval"),
+    (dict(**{"augment.pipe": "bgcx"}), "config.augment.pipe must be one of"),
+    (dict(**{"augment.mode": "adaptive"}), "config.augment.mode must be one of"),
+    (dict(**{"augment.p": 1.5}), "config.augment.p must be in [0, 1], got 1.5"),
+    (dict(**{"augment.target": 1.0}), "config.augment.target must be in (0, 1), got 1.0"),
+    (dict(**{"augment.interval": 0}), "config.augment.interval must be >= 1"),
+    (dict(**{"augment.multipliers.xflip": -0.5}), "config.augment.multipliers.xflip must be >= 0"),
+    (dict(freeze_d=-1), "config.freeze_d must be >= 0"),
+    (dict(**{"optimizer.nonfinite_grads": "ignore"}), "config.optimizer.nonfinite_grads must be one of"),
     (dict(**{"model.mbstd_group_size": 5}), "config.model.mbstd_group_size"),
     (dict(**{"model.z_dim": 0}), "config.model.z_dim must be >= 1, got 0"),
     (dict(**{"model.channel_max": 0}), "config.model.channel_max must be >= 1, got 0"),
@@ -75,7 +87,7 @@ def _digits_config(**changes):
     (dict(**{"model.g_architecture": "unet"}), "config.model.g_architecture must be one of"),
 ])
 def test_impossible_values_fail_naming_the_key(changes, message):
-    with pytest.raises(ValueError, match=message.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=re.escape(message)):
         validate_config(_digits_config(**changes), num_devices=8)
 
 

@@ -6,7 +6,8 @@ import pytest
 
 from stylegan_jax.ops.upfirdn2d import filter2d
 from stylegan_jax.training import losses
-from stylegan_jax.training.trainer import ema_beta, lazy_adam
+from stylegan_jax.training.adam import Adam, lazy_adam
+from stylegan_jax.training.trainer import ema_beta
 
 
 def _softplus(x):
@@ -47,9 +48,9 @@ def test_path_lengths_match_finite_differences():
         a = rng.standard_normal((3, 4, 4, 2))  # [num_ws, H, W, C] mixing matrix per w component
         ws = rng.standard_normal((2, 3, 3))
         synthesize = lambda w: jnp.tanh(jnp.einsum("nkd,khwc->nhwc", w, a))
-        key = jax.random.key(0)
-        lengths = losses.path_lengths(synthesize, jnp.asarray(ws), key)
-        noise = np.asarray(jax.random.normal(key, (2, 4, 4, 2))) / np.sqrt(16)
+        noise = rng.standard_normal((2, 4, 4, 2))
+        lengths = losses.path_lengths(synthesize, jnp.asarray(ws), jnp.asarray(noise))
+        noise = noise / np.sqrt(16)
         for n in range(2):
             g = _central_difference(lambda w: float(jnp.sum(synthesize(jnp.asarray(w)[None])[0] * noise[n])), ws[n])
             assert np.isclose(lengths[n], np.sqrt(np.mean(np.sum(g ** 2, axis=1))), rtol=1e-6)
@@ -62,15 +63,30 @@ def test_path_length_penalty_uses_the_running_mean():
     np.testing.assert_allclose(penalty, (np.array([1.0, 3.0]) - 0.515) ** 2, rtol=1e-6)
 
 
-def test_style_mixing_takes_a_suffix_of_layers():
+def test_path_length_penalty_differentiates_through_the_updated_mean():
+    # d/dl_i sum_j (l_j - m(l))^2 with m = m0 + decay * (mean(l) - m0): as the official loss.
+    lengths, decay = np.array([1.0, 3.0]), 0.01
+    grad = jax.grad(lambda l: jnp.sum(losses.path_length_penalty(l, jnp.float32(0.5), decay)[0]))(jnp.asarray(lengths))
+    residual = lengths - (0.5 + decay * (lengths.mean() - 0.5))
+    expected = 2 * residual - 2 * residual.sum() * decay / len(lengths)
+    np.testing.assert_allclose(grad, expected, rtol=1e-5)
+    assert not np.allclose(grad, 2 * residual, rtol=1e-4)  # a detached mean gives this instead
+
+
+def test_style_mixing_takes_a_suffix_of_layers_when_the_draw_is_below_the_probability():
     ws, other = jnp.zeros((2, 10, 4)), jnp.ones((2, 10, 4))
-    assert np.array_equal(losses.mix_styles(ws, other, jax.random.key(0), 0.0), ws)
-    for seed in range(20):
-        mixed = np.asarray(losses.mix_styles(ws, other, jax.random.key(seed), 1.0))
-        taken = mixed[0, :, 0]
-        cutoff = int(np.argmax(taken))
-        assert 1 <= cutoff < 10 and np.all(taken[cutoff:] == 1) and np.all(taken[:cutoff] == 0)
-        assert np.array_equal(mixed[0], mixed[1])
+    for cutoff in range(1, 10):
+        mixed = np.asarray(losses.mix_styles(ws, other, jnp.int32(cutoff), jnp.float32(0.3), 0.9))
+        assert np.all(mixed[:, cutoff:] == 1) and np.all(mixed[:, :cutoff] == 0)
+    assert np.array_equal(losses.mix_styles(ws, other, jnp.int32(3), jnp.float32(0.9), 0.9), ws)  # u >= prob
+
+
+def test_lerp_uses_torchs_two_forms():
+    start, end = np.float32(1e8), np.float32(1.0)
+    # weight < 0.5: start + w * (end - start); otherwise end - (end - start) * (1 - w).
+    assert losses.lerp(start, end, 0.25) == np.float32(start + np.float32(0.25) * (end - start))
+    assert losses.lerp(start, end, 1.0) == end
+    assert float(losses.lerp(jnp.float32(start), jnp.float32(end), jnp.float32(1.0))) == end
 
 
 @pytest.mark.parametrize("sigma", [0.0, 0.2, 1.0, 2.7])
@@ -98,6 +114,36 @@ def test_ema_beta_and_lazy_adam_follow_the_official_formulas():
     assert np.isclose(ema_beta(32, 1000, 10.0, None), 0.5 ** (32 / 10_000))
     params = {"w": jnp.ones(3)}
     tx = lazy_adam(0.002, 0.0, 0.99, 1e-8, 16)
-    updates, _ = tx.update({"w": jnp.full(3, 0.5)}, tx.init(params), params)
+    new, _ = tx.update(params, {"w": jnp.full(3, 0.5)}, tx.init(params))
     # First Adam step moves each weight by -lr (bias-corrected), with lr scaled by 16/17.
-    np.testing.assert_allclose(updates["w"], -0.002 * 16 / 17, rtol=1e-4)
+    np.testing.assert_allclose(new["w"] - 1, -0.002 * 16 / 17, rtol=1e-4)
+    assert lazy_adam(0.0025, 0.0, 0.99, 1e-8, 0) == Adam(0.0025, 0.0, 0.99, 1e-8)  # no lazy regularisation
+
+
+def _torch_adam(theta, grads, lr, b1, b2, eps):
+    """torch.optim.Adam's update rule in float64 numpy, one gradient per step."""
+    m = v = np.zeros_like(theta)
+    for t, g in enumerate(grads, 1):
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        theta = theta - lr / (1 - b1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
+    return theta, m, v
+
+
+def test_adam_matches_torchs_rule_and_skips_unreached_and_frozen_parameters():
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(4).astype(np.float32) for _ in range(3)]
+    tx = Adam(0.01, 0.5, 0.9, 1e-8, trainable=lambda path: path != ("frozen",))
+    params = {"a": jnp.ones(4), "b": jnp.ones(4), "frozen": jnp.ones(4)}
+    state = tx.init(params)
+    assert set(state.step) == {"a", "b"}  # frozen parameters have no optimiser state
+    for i, g in enumerate(grads):
+        reached = {"a": True, "b": i != 1, "frozen": True}  # 'b' gets no gradient in step 1
+        params, state = tx.update(params, {"a": g, "b": g, "frozen": g}, state, reached)
+    expected, m, v = _torch_adam(np.ones(4), grads, 0.01, 0.5, 0.9, 1e-8)
+    np.testing.assert_allclose(params["a"], expected, rtol=1e-6)
+    np.testing.assert_allclose(state.exp_avg["a"], m, rtol=1e-5)
+    np.testing.assert_allclose(state.exp_avg_sq["a"], v, rtol=1e-5)
+    np.testing.assert_allclose(params["b"], _torch_adam(np.ones(4), grads[::2], 0.01, 0.5, 0.9, 1e-8)[0], rtol=1e-6)
+    assert int(state.step["a"]) == 3 and int(state.step["b"]) == 2
+    np.testing.assert_array_equal(params["frozen"], np.ones(4))

@@ -17,6 +17,9 @@ from stylegan_jax.ops.modulated_conv2d import modulated_conv2d
 from stylegan_jax.ops.upfirdn2d import upsample2d
 
 NOISE_MODES = ("random", "const", "none")
+# Variable collection of per-layer noise images [N, res, res, 1] that replace the random draws of
+# noise_mode="random" (the trainer draws them itself, or replays recorded ones).
+NOISE_INPUTS = "noise_inputs"
 ARCHITECTURES = ("orig", "skip", "resnet")
 
 
@@ -64,7 +67,9 @@ class SynthesisLayer(nn.Module):
             noise_const = self.variable(BUFFERS, "noise_const",
                                         lambda: jax.random.normal(self.make_rng("params"), (res, res))).value
             strength = self.param("noise_strength", nn.initializers.zeros, ())
-            if noise_mode == "random":
+            if noise_mode == "random" and self.has_variable(NOISE_INPUTS, "noise"):
+                noise = self.get_variable(NOISE_INPUTS, "noise") * strength  # given from outside (training)
+            elif noise_mode == "random":
                 noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], res, res, 1)) * strength
             elif noise_mode == "const":
                 noise = (noise_const * strength)[None, :, :, None]

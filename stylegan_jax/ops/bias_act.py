@@ -1,11 +1,28 @@
 """Fused bias + activation + gain + clamp (the official `bias_act` semantics)."""
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def leaky_relu(x: jax.Array, alpha: float) -> jax.Array:
+    """x for x > 0, else alpha * x (slope alpha at exactly 0, as torch)."""
+    return jnp.where(x > 0, x, x * jnp.asarray(alpha, x.dtype))
+
+
+@leaky_relu.defjvp
+def _leaky_relu_jvp(alpha, primals, tangents):
+    (x,), (dx,) = primals, tangents
+    # `+ x * 0` keeps the slope a (zero-valued) function of x, as torch's leaky_relu_backward is: a
+    # gradient of a gradient (R1, path length) then reaches the parameters before the activation
+    # with zeros instead of not at all, which decides which parameters torch's Adam steps.
+    slope = jnp.where(x > 0, jnp.ones((), x.dtype), jnp.asarray(alpha, x.dtype)) + x * 0
+    return leaky_relu(x, alpha), slope * dx
 
 
 class Activation(NamedTuple):
@@ -17,7 +34,7 @@ class Activation(NamedTuple):
 ACTIVATIONS: dict[str, Activation] = {
     "linear": Activation(lambda x, a: x, 0.0, 1.0),
     "relu": Activation(lambda x, a: jax.nn.relu(x), 0.0, float(np.sqrt(2))),
-    "lrelu": Activation(lambda x, a: jnp.where(x > 0, x, x * jnp.asarray(a, x.dtype)), 0.2, float(np.sqrt(2))),
+    "lrelu": Activation(lambda x, a: leaky_relu(x, a), 0.2, float(np.sqrt(2))),
     "tanh": Activation(lambda x, a: jnp.tanh(x), 0.0, 1.0),
     "sigmoid": Activation(lambda x, a: jax.nn.sigmoid(x), 0.0, 1.0),
     "elu": Activation(lambda x, a: jax.nn.elu(x), 0.0, 1.0),

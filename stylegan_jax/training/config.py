@@ -6,8 +6,11 @@ from typing import Any
 import ml_collections
 import numpy as np
 
+from stylegan_jax.augment import PRESETS, TRANSFORMS, augment_spec
 from stylegan_jax.data.config import default_dataset_config, validate_dataset_config
 from stylegan_jax.networks.stylegan2 import ARCHITECTURES, block_resolutions
+from stylegan_jax.training.ada import MODES, AugmentConfig
+from stylegan_jax.training.trainer import NONFINITE_RULES
 
 ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
 
@@ -32,6 +35,16 @@ def default_config() -> ml_collections.ConfigDict:
     c.grid_size = (8, 4)          # columns, rows of the sample grid
     c.ema_kimg = 10.0
     c.ema_rampup = 0.05           # negative = no ramp-up
+    c.freeze_d = 0                # transfer learning: the first N discriminator layers are not trained
+
+    c.augment = ml_collections.ConfigDict()
+    c.augment.mode = "none"       # 'ada' (adaptive p), 'fixed' (p stays) or 'none'
+    c.augment.pipe = "bgc"        # an official preset: blit geom color filter noise cutout bg bgc bgcf bgcfn bgcfnc
+    c.augment.p = 0.0             # initial p (ADA) or the fixed p
+    c.augment.target = 0.6        # ADA: target mean sign of D's real logits
+    c.augment.interval = 4        # ADA: adjust p every this many iterations
+    c.augment.kimg = 500.0        # ADA: p can go from 0 to 1 in this many kimg (official: 100 when resuming)
+    c.augment.multipliers = ml_collections.ConfigDict({name: -1.0 for name in TRANSFORMS})  # < 0: the preset's
 
     c.dataset = default_dataset_config()  # see stylegan_jax.data.config for the keys
 
@@ -69,6 +82,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.optimizer.beta1 = 0.0
     c.optimizer.beta2 = 0.99
     c.optimizer.eps = 1e-8
+    c.optimizer.nonfinite_grads = "skip"  # or 'official': NaN -> 0, +-Inf -> +-1e5, then step
     return c
 
 
@@ -81,7 +95,9 @@ def official_config(arch: str, batch_size: int, r1_gamma: float) -> ml_collectio
     c.ema_kimg = batch_size * 10 / 32
     c.model.arch = arch
     c.loss.r1_gamma = r1_gamma
+    c.augment.mode = "ada"
     if arch != "stylegan2":
+        c.loss.g_reg_interval = 0  # train.py leaves G_reg_interval unset: one Gboth phase, plain Adam
         c.model.map_layers = 2
         c.loss.pl_weight = 0.0
         c.loss.style_mixing_prob = 0.0
@@ -121,8 +137,11 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("model.arch", config.model.arch in ARCHS, f"must be one of {ARCHS}"),
         ("model.compute_dtype", config.model.compute_dtype in ("float32", "bfloat16"),
          "must be 'float32' or 'bfloat16'"),
-        ("loss.g_reg_interval", config.loss.g_reg_interval >= 1, "must be >= 1"),
-        ("loss.d_reg_interval", config.loss.d_reg_interval >= 1, "must be >= 1"),
+        ("loss.g_reg_interval", config.loss.g_reg_interval >= 0, "must be >= 0 (0: no lazy regularisation)"),
+        ("loss.d_reg_interval", config.loss.d_reg_interval >= 0, "must be >= 0 (0: no lazy regularisation)"),
+        ("optimizer.nonfinite_grads", config.optimizer.nonfinite_grads in NONFINITE_RULES,
+         f"must be one of {NONFINITE_RULES}"),
+        ("freeze_d", config.freeze_d >= 0, "must be >= 0"),
         ("loss.pl_batch_shrink", 1 <= config.loss.pl_batch_shrink <= config.batch_size,
          "must be between 1 and batch_size"),
         *((f"model.{key}", config.model[key] >= 1, "must be >= 1")
@@ -140,11 +159,37 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     ]
     for key, ok, message in checks:
         if not ok:
-            value = config
-            for part in key.split("."):
-                value = value[part]
-            raise ValueError(f"config.{key} {message}, got {value!r}")
+            raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
+    augment_config(config)
     _check_metrics(list(config.metrics), config.metric_weights)
+
+
+def augment_config(config: ml_collections.ConfigDict) -> AugmentConfig:
+    """The run's augmentation settings; a bad value raises a one-line ValueError naming the key."""
+    a = config.augment
+    checks = [
+        ("augment.mode", a.mode in MODES, f"must be one of {MODES}"),
+        ("augment.pipe", a.pipe in PRESETS, f"must be one of {sorted(PRESETS)}"),
+        ("augment.p", 0 <= a.p <= 1, "must be in [0, 1]"),
+        ("augment.target", 0 < a.target < 1, "must be in (0, 1)"),
+        ("augment.interval", a.interval >= 1, "must be >= 1"),
+        ("augment.kimg", a.kimg > 0, "must be positive"),
+    ]
+    checks += [(f"augment.multipliers.{name}", value >= 0 or value == -1, "must be >= 0 (or -1: the preset's)")
+               for name, value in a.multipliers.items()]
+    for key, ok, message in checks:
+        if not ok:
+            raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
+    overrides = {name: float(value) for name, value in a.multipliers.items() if value >= 0}
+    return AugmentConfig(mode=a.mode, spec=augment_spec(a.pipe, **overrides), p=float(a.p), target=float(a.target),
+                         interval=int(a.interval), kimg=float(a.kimg))
+
+
+def _value(config: ml_collections.ConfigDict, key: str):
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    return value
 
 
 def _check_metrics(names: list[str], weights: ml_collections.ConfigDict) -> None:

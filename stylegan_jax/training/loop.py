@@ -102,6 +102,12 @@ def _local_slice(global_rows: np.ndarray) -> np.ndarray:
     return global_rows[jax.process_index() * share:(jax.process_index() + 1) * share]
 
 
+def make_trainer(config: ml_collections.ConfigDict, G, D) -> Trainer:
+    """The Trainer of a config: losses, optimisers, augmentation and frozen D layers."""
+    return Trainer(G, D, LossConfig(**config.loss), OptimizerConfig(**config.optimizer), config.batch_size,
+                   augment=config_lib.augment_config(config), freeze_d=config.freeze_d)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (or resumes) the run in `workdir` until config.total_kimg; returns the final state."""
     config_lib.validate_config(config, jax.device_count())
@@ -110,7 +116,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     info = dataset.info
     g_spec, d_spec = config_lib.network_specs(config, info.c_dim, info.channels)
     G, D = build_network(*g_spec), build_network(*d_spec)
-    trainer = Trainer(G, D, LossConfig(**config.loss), OptimizerConfig(**config.optimizer), config.batch_size)
+    trainer = make_trainer(config, G, D)
     monitor = Monitor(workdir, config.batch_size)
 
     manager = checkpoint.open_manager(workdir, config.max_to_keep)
@@ -119,7 +125,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         state, _, damaged = checkpoint.restore_newest_intact(manager, state, trainer.replicated)
         for bad in damaged:
             monitor.log(f"Warning: checkpoint step {bad} is damaged (kept as {bad}.damaged); resuming from an older one")
-        monitor.log(f"Resumed from step {int(state.step)} ({int(state.nimg) / 1e3:.1f} kimg) in {workdir}")
+        monitor.log(f"Resumed from step {int(state.step)} ({int(state.nimg) / 1e3:.3f} kimg, augment p "
+                    f"{float(state.augment_p):.4f}) in {workdir}")
     elif config.resume:
         state = _resume_weights(state, config.resume)
         monitor.log(f"Initialised G, D and G_ema from {config.resume}")
@@ -168,7 +175,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             batch = next(batches)
             rng = label_rng(step)
             gen_c = tuple(trainer.shard_batch(_local_slice(_generator_labels(dataset, config.batch_size, rng)))
-                          for _ in range(3))
+                          for _ in trainer.phases)
             state, metrics = trainer.train_step(
                 state, step, nimg, trainer.shard_batch(batch["image"]), trainer.shard_batch(batch["label"]), gen_c,
                 config.ema_kimg, config_lib.ema_rampup(config))

@@ -26,19 +26,25 @@ def r1_penalty(discriminate: Callable[[jax.Array], jax.Array], real_images: jax.
     return jnp.sum(jnp.square(grads), axis=(1, 2, 3))
 
 
-def path_lengths(synthesize: Callable[[jax.Array], jax.Array], ws: jax.Array, key: jax.Array) -> jax.Array:
-    """Per-sample path lengths |J_w^T y| for image-space noise y ~ N(0, 1/(H*W)), shape [N]."""
-    images_shape = jax.eval_shape(synthesize, ws).shape
-    noise = jax.random.normal(key, images_shape) / np.sqrt(images_shape[1] * images_shape[2])
-    grads = jax.grad(lambda w: jnp.sum(synthesize(w) * noise))(ws)
+def path_lengths(synthesize: Callable[[jax.Array], jax.Array], ws: jax.Array, noise: jax.Array) -> jax.Array:
+    """Per-sample path lengths |J_w^T y| with y = noise / sqrt(H*W), shape [N].
+
+    `noise` is standard normal of the image shape; the gradient stays differentiable.
+    """
+    images_shape = noise.shape
+    y = noise / np.sqrt(images_shape[1] * images_shape[2])
+    grads = jax.grad(lambda w: jnp.sum(synthesize(w) * y))(ws)
     return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
 
 
 def path_length_penalty(lengths: jax.Array, pl_mean: jax.Array, pl_decay: float) -> tuple[jax.Array, jax.Array]:
-    """Returns ((lengths - new_mean)^2 per sample, new running mean) with the official lerp update."""
-    new_mean = pl_mean + (jnp.mean(lengths) - pl_mean) * pl_decay
-    new_mean = jax.lax.stop_gradient(new_mean)
-    return jnp.square(lengths - new_mean), new_mean
+    """Returns ((lengths - new_mean)^2 per sample, new running mean), with the official lerp update.
+
+    As in the official loss, the penalty differentiates through the updated mean (it depends on
+    the lengths); only the stored running mean is detached.
+    """
+    new_mean = lerp(pl_mean, jnp.mean(lengths), pl_decay)
+    return jnp.square(lengths - new_mean), jax.lax.stop_gradient(new_mean)
 
 
 def blur_sigma(cur_nimg, blur_init_sigma: float, blur_fade_kimg: float):
@@ -64,14 +70,20 @@ def blur_images(images: jax.Array, sigma, max_sigma: float) -> jax.Array:
     return filter2d(images, taps / jnp.sum(taps))
 
 
-def mix_styles(ws: jax.Array, ws_other: jax.Array, key: jax.Array, mixing_prob: float) -> jax.Array:
-    """Style mixing regularisation: with probability `mixing_prob` the layers from a random
-    cutoff in [1, num_ws) on take their w from `ws_other`."""
-    if mixing_prob <= 0:
-        return ws
+def mix_styles(ws: jax.Array, ws_other: jax.Array, cutoff: jax.Array, u: jax.Array, mixing_prob: float) -> jax.Array:
+    """Style mixing regularisation: if u < mixing_prob, the layers from `cutoff` (an integer in
+    [1, num_ws)) on take their w from `ws_other`; `cutoff` and u ~ U[0, 1) are the official draws."""
     num_ws = ws.shape[1]
-    k_cut, k_apply = jax.random.split(key)
-    cutoff = jax.random.randint(k_cut, (), 1, num_ws)
-    cutoff = jnp.where(jax.random.uniform(k_apply, ()) < mixing_prob, cutoff, num_ws)
+    cutoff = jnp.where(u < mixing_prob, cutoff, num_ws)
     take_other = (jnp.arange(num_ws) >= cutoff)[None, :, None]
     return jnp.where(take_other, ws_other, ws)
+
+
+def lerp(start, end, weight):
+    """torch.lerp's formula (which of the two forms depends on the weight), so running means and
+    Adam moments round as in the official code."""
+    if isinstance(weight, (int, float)):
+        if weight < 0.5:
+            return start + weight * (end - start)
+        return end - (end - start) * (1 - weight)
+    return jnp.where(weight < 0.5, start + weight * (end - start), end - (end - start) * (1 - weight))

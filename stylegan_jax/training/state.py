@@ -13,7 +13,9 @@ class TrainState(flax.struct.PyTreeNode):
     `g`, `d` and `g_ema` are Flax variable dicts ({'params': ..., 'buffers': ...}); `step` counts
     training iterations (it is also the index of the next data batch) and `nimg` the images shown;
     `skipped` counts iterations with a non-finite loss or gradient and `streak` / `worst_streak`
-    the current and longest runs of consecutive ones.
+    the current and longest runs of consecutive ones. `augment_p` is the augmentation probability
+    (ADA adapts it), `ada_sign_sum` / `ada_sign_count` the signs of D's real logits accumulated since
+    its last adjustment, so that a resumed run continues exactly where it stopped.
     """
 
     step: jax.Array
@@ -28,3 +30,6 @@ class TrainState(flax.struct.PyTreeNode):
     skipped: jax.Array
     streak: jax.Array
     worst_streak: jax.Array
+    augment_p: jax.Array
+    ada_sign_sum: jax.Array
+    ada_sign_count: jax.Array

@@ -1,55 +1,86 @@
-"""The training phases of StyleGAN2/3 (Gmain, Greg, Dmain, Dreg, EMA) as jitted, sharded steps.
+"""The training phases of StyleGAN2/3 (Gmain/Greg or Gboth, Dmain/Dreg or Dboth, EMA) as jitted, sharded steps.
 
-Every phase is a pure function of (state, inputs) compiled once with the batch sharded over the
-'data' axis of a device mesh and everything else replicated, so XLA inserts the gradient
-all-reduces and the result does not depend on the number of devices.
+Every phase is a pure function of (state, batch, draws) compiled once with the batch sharded over
+the 'data' axis of a device mesh and everything else replicated, so XLA inserts the gradient
+all-reduces and the result does not depend on the number of devices. The draws (latents, mixing,
+noise, path-length noise, augmentation) come from the state's key, or from outside to replay an
+official run (see `draws.py`).
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from stylegan_jax.augment import augment_from_draws, draw_random
+from stylegan_jax.training import draws as draws_lib
 from stylegan_jax.training import losses
+from stylegan_jax.training.ada import AugmentConfig, adjust_p, no_augmentation
+from stylegan_jax.training.adam import Adam, lazy_adam
+from stylegan_jax.training.connectivity import reached_parameters
 from stylegan_jax.training.state import TrainState
+
+NONFINITE_RULES = ("skip", "official")
 
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
-    """Loss and regularisation settings (official names and defaults)."""
+    """Loss and regularisation settings (official names; the defaults live in training/config.py).
 
-    r1_gamma: float = 10.0
-    pl_weight: float = 0.0
-    pl_batch_shrink: int = 2
-    pl_decay: float = 0.01
-    style_mixing_prob: float = 0.0
-    blur_init_sigma: float = 0.0
-    blur_fade_kimg: float = 0.0
-    g_reg_interval: int = 4
-    d_reg_interval: int = 16
+    A regularisation interval of 0 runs that network's main and regularisation terms together in
+    one phase every iteration (the official Gboth/Dboth, e.g. StyleGAN3's G).
+    """
+
+    r1_gamma: float
+    pl_weight: float
+    pl_batch_shrink: int
+    pl_decay: float
+    style_mixing_prob: float
+    blur_init_sigma: float
+    blur_fade_kimg: float
+    g_reg_interval: int
+    d_reg_interval: int
 
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """Adam settings of G and D (official: betas (0, 0.99), eps 1e-8)."""
+    """Adam settings of G and D, and what a NaN/Inf gradient does: 'skip' the update (default) or
+    'official' (replace NaN by 0 and +-Inf by +-1e5, then step, as the official loop)."""
 
-    g_lr: float = 0.002
-    d_lr: float = 0.002
-    beta1: float = 0.0
-    beta2: float = 0.99
-    eps: float = 1e-8
+    g_lr: float
+    d_lr: float
+    beta1: float
+    beta2: float
+    eps: float
+    nonfinite_grads: str = "skip"
 
 
-def lazy_adam(lr: float, beta1: float, beta2: float, eps: float, reg_interval: int) -> optax.GradientTransformation:
-    """Adam with the lazy-regularisation correction: lr and betas scaled by interval / (interval + 1)."""
-    ratio = reg_interval / (reg_interval + 1)
-    return optax.adam(lr * ratio, b1=beta1 ** ratio, b2=beta2 ** ratio, eps=eps)
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One official phase: which network, which loss terms, how often, and the gradient gain."""
+
+    name: str
+    net: str
+    main: bool
+    reg: bool
+    interval: int
+
+
+def make_phases(loss: LossConfig) -> list[Phase]:
+    """The official phase list: Gmain/Greg or Gboth, then Dmain/Dreg or Dboth."""
+    phases = []
+    for net, interval, reg_on in (("G", loss.g_reg_interval, loss.pl_weight != 0),
+                                  ("D", loss.d_reg_interval, loss.r1_gamma != 0)):
+        if interval:
+            phases += [Phase(f"{net}main", net, True, False, 1), Phase(f"{net}reg", net, False, reg_on, interval)]
+        else:
+            phases.append(Phase(f"{net}both", net, True, reg_on, 1))
+    return phases
 
 
 def ema_beta(batch_size: int, cur_nimg: int, ema_kimg: float, ema_rampup: float | None) -> float:
@@ -65,6 +96,16 @@ def to_float_images(images: jax.Array) -> jax.Array:
     return images.astype(jnp.float32) / 127.5 - 1
 
 
+def frozen_d_layers(d_params: dict, freeze_layers: int) -> set[tuple[str, str]]:
+    """(block, layer) of the first `freeze_layers` discriminator layers in the official order
+    (blocks from the highest resolution down; fromrgb, conv0, conv1, skip within a block)."""
+    order = sorted((name for name in d_params if name.startswith("b") and name[1:].isdigit() and name != "b4"),
+                   key=lambda name: -int(name[1:]))
+    layers = [(block, layer) for block in order for layer in ("fromrgb", "conv0", "conv1", "skip")
+              if layer in d_params[block]]
+    return set(layers[:freeze_layers])
+
+
 def _all_finite(*trees) -> jax.Array:
     leaves = [x for t in trees for x in jax.tree_util.tree_leaves(t)]
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
@@ -74,26 +115,43 @@ def _select(ok, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
+def _clean_gradients(grads):
+    """The official rule: NaN -> 0, +-Inf -> +-1e5."""
+    return jax.tree_util.tree_map(lambda g: jnp.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5), grads)
+
+
 class Trainer:
     """Compiles and runs the training phases of one (G, D) pair on a device mesh."""
 
     def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, optim: OptimizerConfig,
-                 batch_size: int, mesh: Mesh | None = None):
-        self.G, self.D, self.loss, self.batch_size = G, D, loss, batch_size
+                 batch_size: int, mesh: Mesh | None = None, augment: AugmentConfig | None = None,
+                 freeze_d: int = 0):
+        if optim.nonfinite_grads not in NONFINITE_RULES:
+            raise ValueError(f"nonfinite_grads must be one of {NONFINITE_RULES}, got {optim.nonfinite_grads!r}")
+        self.G, self.D, self.loss, self.optim, self.batch_size = G, D, loss, optim, batch_size
+        self.augment = augment or no_augmentation()
         self.mesh = mesh or Mesh(np.array(jax.devices()), ("data",))
         if batch_size % self.mesh.size:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {self.mesh.size} devices")
         self.replicated = NamedSharding(self.mesh, P())
         self.batch_sharding = NamedSharding(self.mesh, P("data"))
+        self.phases = make_phases(loss)
+        d_abstract = jax.eval_shape(lambda: D.init({"params": jax.random.key(0)}, *D.example_inputs()))
+        self.frozen_d = frozen_d_layers(d_abstract["params"], freeze_d)
+        if len(self.frozen_d) < freeze_d:
+            raise ValueError(f"freeze_d={freeze_d} but the discriminator has only {len(self.frozen_d)} "
+                             "freezable layers")
+        d_trainable = (lambda path: tuple(path[:2]) not in self.frozen_d) if self.frozen_d else None
         self.g_tx = lazy_adam(optim.g_lr, optim.beta1, optim.beta2, optim.eps, loss.g_reg_interval)
-        self.d_tx = lazy_adam(optim.d_lr, optim.beta1, optim.beta2, optim.eps, loss.d_reg_interval)
+        self.d_tx = lazy_adam(optim.d_lr, optim.beta1, optim.beta2, optim.eps, loss.d_reg_interval, d_trainable)
         self.max_blur_sigma = loss.blur_init_sigma if loss.blur_fade_kimg > 0 else 0.0
+        g_abstract = jax.eval_shape(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
+                                                   *G.example_inputs()))
+        self.noise_layers = draws_lib.noise_layers(g_abstract.get("buffers", {}))
         jit = lambda fn: jax.jit(fn, donate_argnums=0, out_shardings=self.replicated)
-        self.g_main = jit(self._g_main)
-        self.g_reg = jit(self._g_reg)
-        self.d_main = jit(self._d_main)
-        self.d_reg = jit(self._d_reg)
-        self.update_ema = jit(self._update_ema)
+        self._reached_cache: dict = {}
+        self.phase_fns = {phase.name: jit(self._make_phase(phase)) for phase in self.phases}
+        self.finish = jit(self._finish)
 
     # ---- state ------------------------------------------------------------------------------
     def init_state(self, seed: int) -> TrainState:
@@ -104,10 +162,11 @@ class Trainer:
         def init():
             g = self.G.init({"params": k_g, "noise": k_g}, *self.G.example_inputs())
             d = self.D.init({"params": k_d}, *self.D.example_inputs())
-            return TrainState(step=jnp.zeros((), jnp.int32), nimg=jnp.zeros((), jnp.int32), g=g, d=d, g_ema=g,
+            zero_i, zero_f = jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32)
+            return TrainState(step=zero_i, nimg=zero_i, g=g, d=d, g_ema=g,
                               g_opt=self.g_tx.init(g["params"]), d_opt=self.d_tx.init(d["params"]),
-                              pl_mean=jnp.zeros((), jnp.float32), rng=k_rng, skipped=jnp.zeros((), jnp.int32),
-                              streak=jnp.zeros((), jnp.int32), worst_streak=jnp.zeros((), jnp.int32))
+                              pl_mean=zero_f, rng=k_rng, skipped=zero_i, streak=zero_i, worst_streak=zero_i,
+                              augment_p=jnp.float32(self.augment.p), ada_sign_sum=zero_f, ada_sign_count=zero_f)
 
         return jax.jit(init, out_shardings=self.replicated)()
 
@@ -117,114 +176,194 @@ class Trainer:
         global_shape = (local_batch.shape[0] * jax.process_count(), *local_batch.shape[1:])
         return jax.make_array_from_process_local_data(self.batch_sharding, local_batch, global_shape)
 
+    # ---- draws ------------------------------------------------------------------------------
+    def _sample_g_call(self, key, batch):
+        return draws_lib.sample_g_call(key, batch, self.G.z_dim, self.G.num_ws, self.loss.style_mixing_prob > 0,
+                                       self.noise_layers)
+
+    def _sample_augment(self, key, batch):
+        if not self.augment.active:
+            return None
+        res, channels = self.D.img_resolution, self.D.img_channels
+        return draw_random(key, self.augment.spec, batch, channels, res, res)
+
+    def sample_draws(self, key: jax.Array, phase: Phase, batch: int) -> dict[str, Any]:
+        """Every random input of one phase (see draws.py), drawn from `key`."""
+        keys = iter(jax.random.split(key, 8))
+        out: dict[str, Any] = {}
+        if phase.main:
+            out["main"] = dict(z=jax.random.normal(next(keys), (batch, self.G.z_dim)),
+                               g=self._sample_g_call(next(keys), batch),
+                               aug_fake=self._sample_augment(next(keys), batch))
+            if phase.net == "D":
+                out["main"]["aug_real"] = self._sample_augment(next(keys), batch)
+        if phase.reg and phase.net == "G":
+            n = batch // self.loss.pl_batch_shrink
+            res, channels = self.G.img_resolution, self.G.img_channels
+            out["reg"] = dict(z=jax.random.normal(next(keys), (n, self.G.z_dim)), g=self._sample_g_call(next(keys), n),
+                              pl_noise=jax.random.normal(next(keys), (n, res, res, channels)))
+        if phase.reg and phase.net == "D" and not phase.main:
+            out["reg"] = dict(aug_real=self._sample_augment(next(keys), batch))
+        return out
+
     # ---- network calls ------------------------------------------------------------------------
-    def _run_g(self, g_vars, z, c, key, update_emas=False):
-        k_mix, k_z2, k_noise = jax.random.split(key, 3)
+    def _run_g(self, g_vars, z, c, draws, update_emas=False):
+        """G(z, c) with style mixing and the given noise; returns (images, mixed ws, variables)."""
         mutable = ["buffers"] if update_emas else False
-        call = lambda method, *a, **kw: self.G.apply(g_vars, *a, method=method, mutable=mutable, **kw)
-        out = call("mapping", z, c, update_emas=update_emas)
+        noise = draws["noise"]
+        out = self.G.apply(g_vars, z, c, method="mapping", update_emas=update_emas, mutable=mutable)
         ws, g_vars = (out[0], {**g_vars, **out[1]}) if update_emas else (out, g_vars)
-        if self.loss.style_mixing_prob > 0:
-            z2 = jax.random.normal(k_z2, z.shape)
-            ws2 = self.G.apply(g_vars, z2, c, method="mapping")
-            ws = losses.mix_styles(ws, ws2, k_mix, self.loss.style_mixing_prob)
-        out = self.G.apply(g_vars, ws, method="synthesis", noise_mode="random", update_emas=update_emas,
-                           mutable=mutable, rngs={"noise": k_noise})
+        if "mix_z" in draws:
+            ws_other = self.G.apply(g_vars, draws["mix_z"], c, method="mapping")
+            ws = losses.mix_styles(ws, ws_other, draws["mix_cutoff"], draws["mix_u"], self.loss.style_mixing_prob)
+        out = self.G.apply({**g_vars, **noise}, ws, method="synthesis", noise_mode="random",
+                           update_emas=update_emas, mutable=mutable)
         img, g_vars = (out[0], {**g_vars, **out[1]}) if update_emas else (out, g_vars)
         return img, ws, g_vars
 
-    def _run_d(self, d_vars, img, c, nimg):
+    def _run_d(self, d_vars, img, c, nimg, p, aug_draws):
+        """D after the StyleGAN3 blur and the augmentation pipeline, as the official run_D."""
         if self.max_blur_sigma > 0:
             sigma = losses.blur_sigma(nimg.astype(jnp.float32), self.loss.blur_init_sigma, self.loss.blur_fade_kimg)
             img = losses.blur_images(img, sigma, self.max_blur_sigma)
+        if aug_draws is not None:
+            img = augment_from_draws(img, aug_draws, p, self.augment.spec)
         return self.D.apply(d_vars, img, c)
 
-    def _phase_keys(self, state, phase: int):
-        return jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, state.step), phase), 3)
-
     # ---- phases -----------------------------------------------------------------------------
-    def _apply(self, state, which, tx, grads, loss_value, **extra):
-        """Adam update of G or D, skipped (state kept) when the loss or a gradient is not finite."""
+    def _apply(self, state, which, tx: Adam, grads, loss_value, reached):
+        """Adam update of G or D; a non-finite loss or gradient skips it or is cleaned up (see OptimizerConfig)."""
         variables, opt_state = getattr(state, which), getattr(state, f"{which}_opt")
-        updates, new_opt = tx.update(grads, opt_state, variables["params"])
-        new_params = optax.apply_updates(variables["params"], updates)
         ok = _all_finite(loss_value, grads)
-        new_state = state.replace(**{which: {**variables, "params": _select(ok, new_params, variables["params"])},
-                                     f"{which}_opt": _select(ok, new_opt, opt_state)}, **extra)
-        return new_state, ok
+        if self.optim.nonfinite_grads == "official":
+            grads = _clean_gradients(grads)
+        new_params, new_opt = tx.update(variables["params"], grads, opt_state, reached)
+        if self.optim.nonfinite_grads == "skip":
+            new_params, new_opt = _select(ok, new_params, variables["params"]), _select(ok, new_opt, opt_state)
+        return state.replace(**{which: {**variables, "params": new_params}, f"{which}_opt": new_opt}), ok
 
-    def _g_main(self, state: TrainState, gen_c: jax.Array):
-        k_z, k_g, _ = self._phase_keys(state, 0)
-        z = jax.random.normal(k_z, (gen_c.shape[0], self.G.z_dim))
+    def _phase_key(self, state, phase: Phase):
+        return jax.random.fold_in(jax.random.fold_in(state.rng, state.step), self.phases.index(phase))
 
-        def loss_fn(g_params):
-            img, _, _ = self._run_g({**state.g, "params": g_params}, z, gen_c, k_g)
-            return losses.generator_loss(self._run_d(state.d, img, gen_c, state.nimg))
+    def _make_phase(self, phase: Phase) -> Callable:
+        def step(state, real_img, real_c, gen_c, draws=None):
+            if draws is None:
+                draws = self.sample_draws(self._phase_key(state, phase), phase, gen_c.shape[0])
+            return self._run_phase(state, phase, real_img, real_c, gen_c, draws)
 
-        loss, grads = jax.value_and_grad(loss_fn)(state.g["params"])
-        state, ok = self._apply(state, "g", self.g_tx, grads, loss)
-        return state, {"loss/G": loss, "finite/G": ok}
+        return step
 
-    def _g_reg(self, state: TrainState, gen_c: jax.Array):
-        k_z, k_g, k_pl = self._phase_keys(state, 1)
-        n = gen_c.shape[0] // self.loss.pl_batch_shrink
-        z = jax.random.normal(k_z, (gen_c.shape[0], self.G.z_dim))[:n]
-        c = gen_c[:n]
+    def _loss_inputs(self, state, phase: Phase, real_img, gen_c, draws):
+        """What a phase's loss needs besides the parameters: for D phases the (EMA-updating) fakes."""
+        if phase.net == "G" or not phase.main:
+            return state.g, None
+        d = draws["main"]
+        fake, _, g_vars = self._run_g(state.g, d["z"], gen_c, d["g"], update_emas=True)
+        return g_vars, jax.lax.stop_gradient(fake)
 
-        def loss_fn(g_params):
-            g_vars = {**state.g, "params": g_params}
-            _, ws, _ = self._run_g(g_vars, z, c, k_g)
-            k_noise = jax.random.fold_in(k_g, 1)
-            synth = lambda w: self.G.apply(g_vars, w, method="synthesis", noise_mode="random",
-                                           rngs={"noise": k_noise})
-            lengths = losses.path_lengths(synth, ws, k_pl)
+    def _run_phase(self, state: TrainState, phase: Phase, real_img, real_c, gen_c, draws):
+        real_img = to_float_images(real_img)
+        g_vars, fake = self._loss_inputs(state, phase, real_img, gen_c, draws)
+        which = phase.net.lower()
+        loss_fn = self._g_loss if phase.net == "G" else self._d_loss
+        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            getattr(state, which)["params"], state, phase, real_img, real_c, gen_c, draws, fake)
+        tx = self.g_tx if phase.net == "G" else self.d_tx
+        state, ok = self._apply(state, which, tx, grads, loss, self._reached(phase, state, real_img, real_c, gen_c,
+                                                                              draws, fake))
+        if "pl_mean" in aux:
+            state = state.replace(pl_mean=jnp.where(ok, aux["pl_mean"], state.pl_mean))
+            aux["pl_mean"] = state.pl_mean
+        if phase.main and phase.net == "D":
+            state = state.replace(g={**state.g, "buffers": _select(ok, g_vars["buffers"], state.g["buffers"])})
+        if "signs/real_sum" in aux:
+            state = state.replace(ada_sign_sum=state.ada_sign_sum + aux.pop("signs/real_sum"),
+                                  ada_sign_count=state.ada_sign_count + real_img.shape[0])
+        return state, {**aux, f"finite/{phase.name}": ok}
+
+    def _reached(self, phase: Phase, *loss_args):
+        """The parameters this phase's gradient reaches (static; traced once per phase and shapes)."""
+        shapes = jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), loss_args)
+        key = (phase.name, str(shapes))
+        if key not in self._reached_cache:
+            state = loss_args[0]
+            which = phase.net.lower()
+            loss_fn = self._g_loss if phase.net == "G" else self._d_loss
+            self._reached_cache[key] = reached_parameters(
+                lambda params, *rest: loss_fn(params, rest[0], phase, *rest[1:]),
+                getattr(state, which)["params"], state, *loss_args[1:])
+        return self._reached_cache[key]
+
+    def _g_loss(self, g_params, state: TrainState, phase: Phase, real_img, real_c, gen_c, draws, fake):
+        """Gmain (non-saturating loss through D) and/or Greg (path length), times the phase's gain."""
+        del real_img, real_c, fake
+        gain = phase.interval
+        g_vars = {**state.g, "params": g_params}
+        total, aux = 0.0, {}
+        if phase.main:
+            d = draws["main"]
+            img, _, _ = self._run_g(g_vars, d["z"], gen_c, d["g"])
+            logits = self._run_d(state.d, img, gen_c, state.nimg, state.augment_p, d["aug_fake"])
+            total = total + jnp.mean(jax.nn.softplus(-logits)) * gain
+            aux.update({"loss/G": jnp.mean(jax.nn.softplus(-logits)), "scores/fake_G": jnp.mean(logits)})
+        if phase.reg:
+            d = draws["reg"]
+            c = gen_c[:d["z"].shape[0]]
+            _, ws, _ = self._run_g(g_vars, d["z"], c, d["g"])
+            synth = lambda w: self.G.apply({**g_vars, **d["g"]["noise"]}, w, method="synthesis", noise_mode="random")
+            lengths = losses.path_lengths(synth, ws, d["pl_noise"])
             penalty, new_mean = losses.path_length_penalty(lengths, state.pl_mean, self.loss.pl_decay)
-            return jnp.mean(penalty * self.loss.pl_weight) * self.loss.g_reg_interval, (jnp.mean(penalty), new_mean)
+            total = total + jnp.mean(penalty * self.loss.pl_weight) * gain
+            aux.update({"loss/pl_penalty": jnp.mean(penalty), "pl_mean": new_mean})
+        return total, aux
 
-        (loss, (penalty, new_mean)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g["params"])
-        state, ok = self._apply(state, "g", self.g_tx, grads, loss)
-        state = state.replace(pl_mean=jnp.where(ok, new_mean, state.pl_mean))
-        return state, {"loss/pl_penalty": penalty, "pl_mean": state.pl_mean, "finite/Greg": ok}
+    def _d_loss(self, d_params, state: TrainState, phase: Phase, real_img, real_c, gen_c, draws, fake):
+        """Dmain (logistic loss on fakes and reals) and/or Dreg (R1 on the reals), times the phase's gain."""
+        gain = phase.interval
+        d_vars = {**state.d, "params": d_params}
+        p, nimg = state.augment_p, state.nimg
+        aug_real = draws["main"]["aug_real"] if phase.main else draws["reg"]["aug_real"]
+        total, aux = 0.0, {}
+        if phase.main:
+            fake_logits = self._run_d(d_vars, fake, gen_c, nimg, p, draws["main"]["aug_fake"])
+            total = total + jnp.mean(jax.nn.softplus(fake_logits)) * gain
+            aux["scores/fake"] = jnp.mean(fake_logits)
+        discriminate = lambda x: self._run_d(d_vars, x, real_c, nimg, p, aug_real)
+        if phase.reg:
+            real_logits, vjp = jax.vjp(discriminate, real_img)
+            penalty = jnp.sum(jnp.square(vjp(jnp.ones_like(real_logits))[0]), axis=(1, 2, 3))
+            aux["loss/r1_penalty"] = jnp.mean(penalty)
+        else:
+            real_logits, penalty = discriminate(real_img), 0.0
+        per_sample = penalty * (self.loss.r1_gamma / 2)
+        if phase.main:
+            per_sample = per_sample + jax.nn.softplus(-real_logits)[:, 0]
+            aux["loss/D"] = jnp.mean(jax.nn.softplus(fake_logits)) + jnp.mean(jax.nn.softplus(-real_logits))
+        total = total + jnp.mean(per_sample) * gain
+        aux["scores/real"] = jnp.mean(real_logits)
+        aux["signs/real_sum"] = jnp.sum(jnp.sign(real_logits))
+        return total, aux
 
-    def _d_main(self, state: TrainState, real_img: jax.Array, real_c: jax.Array, gen_c: jax.Array):
-        real_img = to_float_images(real_img)
-        k_z, k_g, _ = self._phase_keys(state, 2)
-        z = jax.random.normal(k_z, (gen_c.shape[0], self.G.z_dim))
-        fake, _, g_vars = self._run_g(state.g, z, gen_c, k_g, update_emas=True)
-        fake = jax.lax.stop_gradient(fake)
-
-        def loss_fn(d_params):
-            d_vars = {**state.d, "params": d_params}
-            fake_logits = self._run_d(d_vars, fake, gen_c, state.nimg)
-            real_logits = self._run_d(d_vars, real_img, real_c, state.nimg)
-            return losses.discriminator_loss(real_logits, fake_logits), (real_logits, fake_logits)
-
-        (loss, (real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d["params"])
-        state, ok = self._apply(state, "d", self.d_tx, grads, loss)
-        buffers = _select(ok, g_vars["buffers"], state.g["buffers"])
-        state = state.replace(g={**state.g, "buffers": buffers})
-        return state, {"loss/D": loss, "scores/real": jnp.mean(real_logits), "scores/fake": jnp.mean(fake_logits),
-                       "finite/D": ok}
-
-    def _d_reg(self, state: TrainState, real_img: jax.Array, real_c: jax.Array):
-        real_img = to_float_images(real_img)
-        def loss_fn(d_params):
-            d_vars = {**state.d, "params": d_params}
-            penalty = losses.r1_penalty(lambda x: self._run_d(d_vars, x, real_c, state.nimg), real_img)
-            return jnp.mean(penalty * (self.loss.r1_gamma / 2)) * self.loss.d_reg_interval, jnp.mean(penalty)
-
-        (loss, penalty), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d["params"])
-        state, ok = self._apply(state, "d", self.d_tx, grads, loss)
-        return state, {"loss/r1_penalty": penalty, "finite/Dreg": ok}
-
-    def _update_ema(self, state: TrainState, beta: jax.Array, phases_ok: list[jax.Array]):
-        params = jax.tree_util.tree_map(lambda p, e: p + (e - p) * beta, state.g["params"], state.g_ema["params"])
+    def _finish(self, state: TrainState, beta: jax.Array, phases_ok: list[jax.Array]):
+        """The G EMA (parameters lerped, buffers copied), counters, and ADA's p every `interval` iterations."""
+        params = jax.tree_util.tree_map(lambda p, e: losses.lerp(p, e, beta), state.g["params"], state.g_ema["params"])
         g_ema = {**state.g_ema, "params": params, "buffers": state.g["buffers"]}
         ok = jnp.all(jnp.stack(phases_ok))
         streak = jnp.where(ok, 0, state.streak + 1)
-        return state.replace(g_ema=g_ema, step=state.step + 1, nimg=state.nimg + self.batch_size,
-                             skipped=state.skipped + (~ok).astype(jnp.int32), streak=streak,
-                             worst_streak=jnp.maximum(state.worst_streak, streak)), {}
+        step = state.step + 1
+        state = state.replace(g_ema=g_ema, step=step, nimg=state.nimg + self.batch_size,
+                              skipped=state.skipped + (~ok).astype(jnp.int32), streak=streak,
+                              worst_streak=jnp.maximum(state.worst_streak, streak))
+        if self.augment.mode == "ada":
+            a = self.augment
+            adjust = step % a.interval == 0
+            new_p = adjust_p(state.augment_p, state.ada_sign_sum, state.ada_sign_count, a.target, self.batch_size,
+                             a.interval, a.kimg)
+            zero = jnp.zeros((), jnp.float32)
+            state = state.replace(augment_p=jnp.where(adjust, new_p, state.augment_p),
+                                  ada_sign_sum=jnp.where(adjust, zero, state.ada_sign_sum),
+                                  ada_sign_count=jnp.where(adjust, zero, state.ada_sign_count))
+        return state, {"augment/p": state.augment_p}
 
     def compile_phases(self, state: TrainState, image_shape: tuple[int, int, int], c_dim: int) -> None:
         """Compiles every phase for this state and these batch shapes without running any.
@@ -235,37 +374,39 @@ class Trainer:
         local = self.batch_size // jax.process_count()
         images = self.shard_batch(np.zeros((local, *image_shape), np.uint8))
         labels = self.shard_batch(np.zeros((local, c_dim), np.float32))
-        self.g_main.lower(state, labels).compile()
-        self.d_main.lower(state, images, labels, labels).compile()
-        regs = [0]
-        if self.loss.pl_weight > 0:
-            self.g_reg.lower(state, labels).compile()
-            regs.append(1)
-        if self.loss.r1_gamma > 0:
-            self.d_reg.lower(state, images, labels).compile()
-            regs.append(len(regs))
+        for phase in self.phases:
+            if phase.main or phase.reg:
+                self.phase_fns[phase.name].lower(state, images, labels, labels).compile()
         flag = jax.ShapeDtypeStruct((), jnp.bool_, sharding=self.replicated)
-        for extra in regs:
-            self.update_ema.lower(state, jnp.float32(0.5), [flag] * (2 + extra)).compile()
+        for count in sorted({len(self._phases_run(step)) for step in range(self._schedule_period())}):
+            self.finish.lower(state, jnp.float32(0.5), [flag] * count).compile()
+
+    def _schedule_period(self) -> int:
+        return int(np.lcm.reduce([phase.interval for phase in self.phases]))
+
+    def _phases_run(self, step: int) -> list[Phase]:
+        """The phases that run in iteration `step` (a phase with nothing to compute never runs)."""
+        return [phase for phase in self.phases if step % phase.interval == 0 and (phase.main or phase.reg)]
 
     # ---- one iteration ----------------------------------------------------------------------
     def train_step(self, state: TrainState, step: int, nimg: int, real_img: jax.Array, real_c: jax.Array,
-                   gen_c: tuple[jax.Array, jax.Array, jax.Array], ema_kimg: float,
-                   ema_rampup: float | None) -> tuple[TrainState, dict[str, Any]]:
-        """One official training iteration: Gmain, Greg (lazy), Dmain, Dreg (lazy), then the G EMA.
+                   gen_c: tuple[jax.Array, ...], ema_kimg: float, ema_rampup: float | None,
+                   draws: dict[str, dict] | None = None) -> tuple[TrainState, dict[str, Any]]:
+        """One official training iteration: the phases due at `step` in order, then the G EMA and ADA.
 
         `step` and `nimg` are the host's copies of the state's counters (no device sync);
-        `real_img` is uint8 NHWC; `gen_c` holds the label batches of Gmain, Greg and Dmain.
+        `real_img` is uint8 NHWC; `gen_c` holds one label batch per phase of `self.phases`;
+        `draws` optionally gives each phase's random inputs by phase name (replay).
         Returns device arrays only, so consecutive steps are dispatched without waiting.
         """
         metrics: dict[str, Any] = {}
-        state, m = self.g_main(state, gen_c[0]); metrics.update(m)
-        if self.loss.pl_weight > 0 and step % self.loss.g_reg_interval == 0:
-            state, m = self.g_reg(state, gen_c[1]); metrics.update(m)
-        state, m = self.d_main(state, real_img, real_c, gen_c[2]); metrics.update(m)
-        if self.loss.r1_gamma > 0 and step % self.loss.d_reg_interval == 0:
-            state, m = self.d_reg(state, real_img, real_c); metrics.update(m)
+        for phase in self._phases_run(step):
+            index = self.phases.index(phase)
+            extra = () if draws is None else (draws[phase.name],)
+            state, m = self.phase_fns[phase.name](state, real_img, real_c, gen_c[index], *extra)
+            metrics.update(m)
         beta = ema_beta(self.batch_size, nimg, ema_kimg, ema_rampup)
         phases_ok = [v for k, v in metrics.items() if k.startswith("finite/")]
-        state, _ = self.update_ema(state, jnp.float32(beta), phases_ok)
+        state, m = self.finish(state, jnp.float32(beta), phases_ok)
+        metrics.update(m)
         return state, metrics
