@@ -8,7 +8,7 @@ import numpy as np
 from conftest import load_golden
 from stylegan_jax.convert import from_official_state_dict
 
-NON_STATE_PREFIXES = ("meta", "input", "output", "grad", "grad_param")
+NON_STATE_PREFIXES = ("meta", "input", "output", "grad", "grad_param", "init")
 
 
 def official_state_dict(data) -> dict[str, np.ndarray]:
