@@ -8,6 +8,7 @@ on 8 devices resumes on 1 or 4.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import flax.linen as nn
@@ -20,7 +21,8 @@ from stylegan_jax.convert.state_dict import abstract_variables, build_network
 from stylegan_jax.training.state import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
-# What Orbax and tensorstore raise for a checkpoint whose files are truncated, missing or corrupt.
+# What Orbax and tensorstore raise for a checkpoint whose files are truncated, missing or corrupt
+# (Orbax wraps a failed array read in a bare Exception caused by one of these).
 DAMAGED_ERRORS = (ValueError, OSError, KeyError, TypeError)
 COUNTERS = ("step", "nimg", "pl_mean", "rng", "skipped", "streak", "worst_streak", "augment_p", "ada_sign_sum",
             "ada_sign_count")
@@ -32,8 +34,41 @@ def checkpoint_dir(workdir: str) -> str:
     return fileio.join(fileio.absolute(workdir), CHECKPOINT_DIR)
 
 
+def _damage(error: BaseException | None) -> BaseException | None:
+    """The first of an error reading a checkpoint and its causes that is one of DAMAGED_ERRORS, else None."""
+    while error is not None and not isinstance(error, DAMAGED_ERRORS):
+        error = error.__cause__
+    return error
+
+
+def _closed_loop_wakeup(unraisable) -> bool:
+    return (unraisable.object is None and isinstance(unraisable.exc_value, RuntimeError)
+            and str(unraisable.exc_value) == "Event loop is closed")
+
+
+def _drop_closed_loop_wakeups() -> None:
+    """Installs (once) a sys.unraisablehook that drops tensorstore's wake-ups of a closed event loop.
+
+    When a checkpoint read or write fails (a damaged file, a full disk), Orbax closes its event loop
+    while tensorstore finishes the other pending reads or writes; each one then tries to wake the
+    closed loop, and Python prints an unraisable 'RuntimeError: Event loop is closed' traceback for
+    it (hundreds for a full disk) around the one error that matters. Every other report passes on.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "drops_closed_loop_wakeups", False):
+        return
+
+    def hook(unraisable):
+        if not _closed_loop_wakeup(unraisable):
+            previous(unraisable)
+
+    hook.drops_closed_loop_wakeups = True
+    sys.unraisablehook = hook
+
+
 def open_manager(workdir: str, max_to_keep: int = 5, read_only: bool = False) -> ocp.CheckpointManager:
     """A CheckpointManager over the run's checkpoint folder with asynchronous saves."""
+    _drop_closed_loop_wakeups()
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=not read_only,
                                            read_only=read_only)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
@@ -81,7 +116,9 @@ def restore_newest_intact(manager: ocp.CheckpointManager, template: TrainState,
     for step in sorted(manager.all_steps(), reverse=True):
         try:
             state, meta = restore(manager, template, sharding, step)
-        except DAMAGED_ERRORS:
+        except Exception as e:  # noqa: BLE001 - Orbax raises bare Exceptions for damaged arrays
+            if _damage(e) is None:
+                raise
             damaged.append(step)
             continue
         if damaged and jax.process_index() == 0:
@@ -98,9 +135,12 @@ def _restore_items(workdir: str, step: int, args: ocp.args.Composite) -> Any:
     manager = open_manager(workdir, read_only=True)
     try:
         return manager.restore(step, args=args)
-    except DAMAGED_ERRORS as e:
+    except Exception as e:  # noqa: BLE001 - Orbax raises bare Exceptions for damaged arrays
+        damage = _damage(e)
+        if damage is None:
+            raise
         others = [s for s in manager.all_steps() if s != step]
-        raise ValueError(f"checkpoint step {step} in {checkpoint_dir(workdir)} is damaged ({type(e).__name__}); "
+        raise ValueError(f"checkpoint step {step} in {checkpoint_dir(workdir)} is damaged ({type(damage).__name__}); "
                          f"intact steps may be among {sorted(others)}") from None
 
 

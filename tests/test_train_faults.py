@@ -50,9 +50,10 @@ def test_a_second_signal_exits_at_once(tmp_path):
 def test_a_damaged_newest_checkpoint_is_named_by_generate_and_skipped_by_main(tmp_path):
     run = tmp_path / "run"
     _main(run, "--config.total_kimg=0.032")  # checkpoints at steps 2 and 4
-    newest = run / "checkpoints" / "4"
-    victim = max((p for p in newest.rglob("*") if p.is_file() and "g_ema" in p.parts), key=lambda p: p.stat().st_size)
-    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+    # Truncate G_ema's array data files: which of them a step reads varies between runs, and Orbax
+    # reports some as ValueErrors, others as bare Exceptions.
+    for victim in (p for p in (run / "checkpoints" / "4" / "g_ema").rglob("*") if p.is_file() and p.parent.name == "d"):
+        victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
 
     generate = subprocess.run([sys.executable, "-m", "stylegan_jax.generate", f"--network={run}", "--seeds=0",
                                f"--outdir={tmp_path / 'out'}"], cwd=ROOT, capture_output=True, text=True, timeout=300,
