@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from r3gan_replay import replay_r3gan_loss  # noqa: F401  (R3GAN loss files: D and G phases)
 from stylegan_jax.augment import AugmentSpec, augment_from_draws
 
 
