@@ -4,7 +4,7 @@ Only the globals an official snapshot uses are resolved, each to a stand-in of o
 objects (`torch_utils.persistence._reconstruct_persistent_obj`) become PersistentRecord (their
 pickled module source is dropped, never executed), torch tensors become numpy arrays,
 `dnnlib.util.EasyDict` becomes a dict, and numpy arrays, scalars and dtypes are checked and rebuilt
-(see numpy_pickle).
+(see numpy_pickle). R3GAN's modules, pickled by value, become ModuleRecords (see _torch_modules).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pickle
 from typing import Any, BinaryIO
 
 from stylegan_jax.convert._restricted_unpickler import Global, load_restricted
+from stylegan_jax.convert._torch_modules import TORCH_MODULE_GLOBALS
 from stylegan_jax.convert._torch_tensors import TORCH_GLOBALS
 from stylegan_jax.convert.numpy_pickle import NUMPY_GLOBALS
 
@@ -50,6 +51,7 @@ SNAPSHOT_GLOBALS = {
     ("collections", "OrderedDict"): collections.OrderedDict,
     ("builtins", "set"): set,
     **NUMPY_GLOBALS,
+    **TORCH_MODULE_GLOBALS,  # R3GAN's networks, pickled by value
 }
 
 

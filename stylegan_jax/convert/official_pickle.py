@@ -1,9 +1,11 @@
 """Reads NVIDIA's official StyleGAN2-ADA / StyleGAN3 network snapshot pickles without torch.
 
 A snapshot (`network-snapshot-*.pkl`) is a plain pickle of a dict holding the networks 'G', 'D',
-'G_ema' and 'augment_pipe' as persistent torch modules, plus 'training_set_kwargs'. It is read
-with a restricted unpickler (see _snapshot_unpickler): nothing in the file is imported, called
-or executed apart from our own reconstruction functions, and any other global is refused.
+'G_ema' and 'augment_pipe' as persistent torch modules, plus 'training_set_kwargs'. R3GAN's
+snapshots have the same layout but pickle their networks by value, without constructor arguments,
+which are then read off the state dict (see r3gan_kwargs). It is read with a restricted unpickler
+(see _snapshot_unpickler): nothing in the file is imported, called or executed apart from our own
+reconstruction functions, and any other global is refused.
 
     nets = read_official_pickle("network-snapshot-025000.pkl")
     g = nets["G_ema"]
@@ -18,6 +20,10 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 
 from stylegan_jax.convert._snapshot_unpickler import PersistentRecord, load_snapshot_object
+from stylegan_jax.convert._torch_modules import ModuleRecord
+from stylegan_jax.convert.r3gan_kwargs import DISCRIMINATOR as R3GAN_DISCRIMINATOR
+from stylegan_jax.convert.r3gan_kwargs import GENERATOR as R3GAN_GENERATOR
+from stylegan_jax.convert.r3gan_kwargs import r3gan_init_kwargs
 
 NETWORK_KEYS = ("G", "D", "G_ema")
 SG2_GENERATOR = "training.networks_stylegan2.Generator"
@@ -67,7 +73,9 @@ def _read_snapshot(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str,
 
 
 def network_from_record(record: Any, where: str = "network") -> OfficialNetwork:
-    """Converts the persistent record of a top-level network into an OfficialNetwork."""
+    """Converts the persistent record of a top-level network (or an R3GAN module record) into an OfficialNetwork."""
+    if isinstance(record, ModuleRecord):
+        return _r3gan_network(record, where)
     if not isinstance(record, PersistentRecord):
         raise ValueError(f"{where}: expected a persistent torch module, got {type(record).__name__}")
     class_name = _official_class_name(record, where)
@@ -96,8 +104,8 @@ def state_dict_from_record(record: PersistentRecord, prefix: str = "") -> dict[s
     for name, module in state.get("_modules", {}).items():
         if module is None:
             continue
-        if not isinstance(module, PersistentRecord):
-            raise ValueError(f"{prefix}{name}: expected a persistent torch module, got {type(module).__name__}")
+        if not isinstance(module, (PersistentRecord, ModuleRecord)):
+            raise ValueError(f"{prefix}{name}: expected a torch module, got {type(module).__name__}")
         result.update(state_dict_from_record(module, f"{prefix}{name}."))
     return result
 
@@ -112,12 +120,31 @@ def _official_class_name(record: PersistentRecord, where: str) -> str:
                      "expected 'Generator' or 'Discriminator'")
 
 
-def _submodule_class(record: PersistentRecord, *path: str) -> str | None:
+def _r3gan_network(record: ModuleRecord, where: str) -> OfficialNetwork:
+    if record.class_name not in (R3GAN_GENERATOR, R3GAN_DISCRIMINATOR):
+        raise ValueError(f"{where}: unsupported network class {record.class_name!r}; expected "
+                         f"{R3GAN_GENERATOR!r} or {R3GAN_DISCRIMINATOR!r}")
+    state_dict = state_dict_from_record(record)
+    stages = _submodule(record, "Model", "MainLayers")
+    stages = {} if stages is None else stages.state["_modules"]
+    # A stage's DataType is a torch dtype (an inert marker carrying its name); reduced ones are FP16Stages.
+    low = [int(i) for i, stage in stages.items() if isinstance(stage, ModuleRecord)
+           and getattr(stage.state.get("DataType"), "payload", None) in ("bfloat16", "float16")]
+    return OfficialNetwork(record.class_name, r3gan_init_kwargs(record.class_name, state_dict, low), state_dict)
+
+
+def _submodule(record, *path: str):
+    """The (persistent or by-value) module record at `path` below `record`, or None."""
     for name in path:
         record = record.state.get("_modules", {}).get(name)
-        if not isinstance(record, PersistentRecord):
+        if not isinstance(record, (PersistentRecord, ModuleRecord)):
             return None
-    return record.class_name
+    return record
+
+
+def _submodule_class(record: PersistentRecord, *path: str) -> str | None:
+    module = _submodule(record, *path)
+    return None if module is None else module.class_name
 
 
 def _plain(value: Any, where: str) -> Any:

@@ -1,0 +1,54 @@
+"""Stand-ins for torch modules pickled by value, as R3GAN's training snapshots hold its networks.
+
+R3GAN's `training.networks.Generator` / `Discriminator` are plain `torch.nn.Module`s (no
+torch_utils.persistence), so a snapshot pickles each as its class (a global) and its `__dict__`:
+parameters, buffers, submodules and plain attributes, no constructor arguments. Each permitted
+class resolves to a ModuleRecord subclass that only stores that dict; nothing of torch or R3GAN
+is imported or run. Torch dtypes (a stage's `DataType`) resolve to inert markers.
+"""
+from __future__ import annotations
+
+import pickle
+from typing import Any, ClassVar
+
+from stylegan_jax.convert._restricted_unpickler import Global
+
+MODULE_STATE_KEYS = ("_parameters", "_buffers", "_modules")
+
+
+class ModuleRecord:
+    """A torch module pickled by value: its class's qualified name and its `__dict__`."""
+
+    __slots__ = ("state",)
+    class_name: ClassVar[str] = ""
+
+    def __setstate__(self, state: Any) -> None:
+        if not (isinstance(state, dict) and all(isinstance(state.get(k), dict) for k in MODULE_STATE_KEYS)):
+            raise pickle.UnpicklingError(f"malformed state of a pickled {self.class_name} module")
+        self.state = state
+
+
+def _record_class(qualified_name: str) -> type:
+    name = qualified_name.rsplit(".", 1)[-1]
+    return type(name, (ModuleRecord,), {"__slots__": (), "class_name": qualified_name})
+
+
+# The modules of R3GAN's networks (its CUDA and reference operator variants) and the torch.nn
+# modules they hold.
+MODULE_CLASSES = (
+    "training.networks.Generator", "training.networks.Discriminator",
+    *(f"R3GAN.Networks.{name}" for name in (
+        "Generator", "Discriminator", "GeneratorStage", "DiscriminatorStage", "ResidualBlock", "Convolution",
+        "UpsampleLayer", "DownsampleLayer", "GenerativeBasis", "DiscriminativeBasis")),
+    *(f"R3GAN.Resamplers.Interpolative{kind}{variant}" for kind in ("Upsampler", "Downsampler")
+      for variant in ("CUDA", "Reference")),
+    "R3GAN.FusedOperators.BiasedActivationCUDA", "R3GAN.FusedOperators.BiasedActivationReference",
+    "torch.nn.modules.conv.Conv2d", "torch.nn.modules.linear.Linear", "torch.nn.modules.container.ModuleList",
+)
+
+TORCH_DTYPES = ("float32", "float16", "bfloat16")
+
+TORCH_MODULE_GLOBALS = {
+    **{tuple(name.rsplit(".", 1)): _record_class(name) for name in MODULE_CLASSES},
+    **{("torch", dtype): Global(f"torch.{dtype}", payload=dtype) for dtype in TORCH_DTYPES},
+}
