@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from r3gan_replay import replay_r3gan_loss  # noqa: F401  (R3GAN loss files: D and G phases)
+from training_replay import replay_training  # noqa: F401  (train_step_*.npz: official training iterations)
 from stylegan_jax.augment import AugmentSpec, augment_from_draws
 
 

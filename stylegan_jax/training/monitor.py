@@ -66,7 +66,7 @@ class Monitor:
         fields = [f"kimg {nimg / 1e3:<8.1f}", f"time {now - self._start_time:<7.0f}s",
                   f"sec/kimg {sec_per_kimg:<8.2f}", f"img/s {values['timing/images_per_sec']:<7.1f}"]
         fields += [f"{k.split('/')[-1]} {v:<8.4f}" for k, v in sorted(values.items())
-                   if k.startswith(("loss/", "scores/", "pl_mean"))]
+                   if k.startswith(("loss/", "scores/", "pl_mean", "augment/"))]
         fields += [f"skipped {skipped}", f"host {host:.2f}GiB", f"device {device:.2f}GiB"]
         self.log("  ".join(fields))
         with self._summary_writer().as_default():

@@ -1,0 +1,31 @@
+"""ADA on a small dataset: StyleGAN2 at 32x32 on 2,000 UTKFace faces, with or without augmentation.
+
+--config=configs/utkface32_ada_study.py:ada (the default) or :none. Both runs see the same data,
+networks, seed and schedule; only `augment.mode` differs. `dataset.path` must be a folder of the
+2,000 training images (see benchmarks/ada_study.py, which also makes the 10,000-image FID reference).
+"""
+from stylegan_jax.training.config import official_config
+
+
+def get_config(mode: str = "ada"):
+    c = official_config("stylegan2", batch_size=32, r1_gamma=0.1)
+    c.augment.mode = mode
+    c.augment.kimg = 10.0          # p can go from 0 to 1 in 10 kimg: fast enough for a run of tens of kimg
+    c.total_kimg = 40.0
+    c.snapshot_kimg = 5.0
+    c.tick_kimg = 1.0
+    c.max_to_keep = 20
+    c.ema_kimg = 2.0
+    c.dataset.source = "folder"
+    c.dataset.path = "/tmp/utk/train"  # made by: python benchmarks/ada_study.py prepare --out=/tmp/utk
+    c.dataset.resolution = 32
+    c.dataset.xflip = False
+    c.model.z_dim = c.model.w_dim = 64
+    c.model.map_layers = 2
+    c.model.channel_base = 1024   # 32 channels at every resolution: a CPU-sized network
+    c.model.channel_max = 32
+    c.model.num_fp16_res = 0
+    c.loss.pl_weight = 0.0         # as the official small-resolution (CIFAR) config
+    c.loss.style_mixing_prob = 0.0
+    c.optimizer.g_lr = c.optimizer.d_lr = 0.0025
+    return c
