@@ -14,8 +14,7 @@ import tiny_config
 from stylegan_jax import checkpoint
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.training.config import network_specs
-from stylegan_jax.training.loop import TrainingDiverged, train_and_evaluate
-from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
+from stylegan_jax.training.loop import TrainingDiverged, make_trainer, train_and_evaluate
 
 pytestmark = pytest.mark.slow
 CONFIG = str(pathlib.Path(tiny_config.__file__))
@@ -33,18 +32,19 @@ def _main(workdir, *overrides, devices=8, wait=True):
     return out
 
 
-def _restore(workdir):
+def _restore(workdir, freeze_d=0):
     """Restores the latest checkpoint of `workdir` into this process (8 devices)."""
     config = tiny_config.get_config()
+    config.freeze_d = freeze_d
     (g_class, g_kwargs), (d_class, d_kwargs) = network_specs(config, 0, 3)
-    trainer = Trainer(build_network(g_class, g_kwargs), build_network(d_class, d_kwargs),
-                      LossConfig(**config.loss), OptimizerConfig(**config.optimizer), config.batch_size)
+    trainer = make_trainer(config, build_network(g_class, g_kwargs), build_network(d_class, d_kwargs))
     manager = checkpoint.open_manager(workdir, read_only=True)
     return checkpoint.restore(manager, trainer.init_state(config.seed), trainer.replicated)
 
 
 def _assert_states_close(a, b, atol):
-    for field in ("g", "d", "g_ema", "g_opt", "d_opt", "pl_mean", "step", "nimg"):
+    for field in ("g", "d", "g_ema", "g_opt", "d_opt", "pl_mean", "step", "nimg", "augment_p", "ada_sign_sum",
+                  "ada_sign_count"):
         for x, y in zip(jax.tree_util.tree_leaves(getattr(a, field)), jax.tree_util.tree_leaves(getattr(b, field))):
             np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0, err_msg=field)
 
@@ -64,6 +64,7 @@ def test_main_writes_outputs_and_resumes_like_a_straight_run(tmp_path, tiny_stra
     assert "Resumed from step 3" in out
     resumed, meta = _restore(str(run))
     assert meta["step"] == 6 and int(resumed.step) == 6
+    assert float(straight.augment_p) > 0  # ADA moved p, and the resumed run continued from the saved p
     _assert_states_close(resumed, straight, atol=1e-6)
 
     # The EMA generator of the run can be loaded for sampling.
@@ -151,3 +152,43 @@ def test_resume_weights_of_another_shape_are_refused_with_the_variable_named(tin
     resumed = loop._resume_weights(state, "/runs/same")
     for new, old in zip(jax.tree_util.tree_leaves(resumed.g), jax.tree_util.tree_leaves(state.g)):
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
+
+
+def test_transfer_learning_from_an_official_pickle_with_ada_and_frozen_d_layers(tmp_path):
+    """--config.resume=official .pkl + ADA + freeze_d on a small image folder, end to end."""
+    import official_pickle_writer as writer
+    from PIL import Image
+
+    from stylegan_jax.convert.state_dict import to_official_state_dict
+
+    config = tiny_config.get_config()
+    (g_class, g_kwargs), (d_class, d_kwargs) = network_specs(config, 0, 3)
+    trainer = make_trainer(config, build_network(g_class, g_kwargs), build_network(d_class, d_kwargs))
+    source = trainer.init_state(123)
+    record = lambda cls, kwargs, module, v: writer.network_record(cls, kwargs, to_official_state_dict(module, v))
+    nets = {"G": record(g_class, g_kwargs, trainer.G, source.g), "D": record(d_class, d_kwargs, trainer.D, source.d),
+            "G_ema": record(g_class, g_kwargs, trainer.G, source.g_ema)}
+    pkl = tmp_path / "network-snapshot-000100.pkl"
+    with open(pkl, "wb") as f:
+        writer.dump({**nets, "augment_pipe": None, "training_set_kwargs": None}, f)
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+
+    run = tmp_path / "run"
+    out = _main(run, f"--config.resume={pkl}", "--config.dataset.source=folder", f"--config.dataset.path={folder}",
+                "--config.freeze_d=2", "--config.augment.pipe=bgc", "--config.augment.p=0.2",
+                "--config.total_kimg=0.032")
+    assert f"Initialised G, D and G_ema from {pkl}" in out
+    state, _ = _restore(str(run), freeze_d=2)
+    # ADA started at p 0.2 and moved it by +-0.32 (never below 0) after iterations 2 and 4.
+    assert int(state.step) == 4 and float(state.ada_sign_count) == 0
+    assert min(abs(float(state.augment_p) - p) for p in (0.0, 0.2, 0.52, 0.84)) < 1e-6
+    # The two frozen layers (b16.fromrgb, b16.conv0) kept the pickle's weights; the next one trained.
+    for layer in ("fromrgb", "conv0"):
+        np.testing.assert_array_equal(state.d["params"]["b16"][layer]["weight"],
+                                      np.asarray(source.d["params"]["b16"][layer]["weight"]))
+    assert not np.array_equal(state.d["params"]["b16"]["conv1"]["weight"],
+                              np.asarray(source.d["params"]["b16"]["conv1"]["weight"]))

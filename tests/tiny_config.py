@@ -25,4 +25,8 @@ def get_config():
     c.loss.g_reg_interval = 2
     c.loss.d_reg_interval = 2
     c.ema_kimg = 0.01
+    c.augment.mode = "ada"         # p adapts every 2 iterations by 8 * 2 / 50 = 0.32
+    c.augment.pipe = "color"       # the cheapest pipe to compile; test_augment covers the others
+    c.augment.interval = 2
+    c.augment.kimg = 0.05
     return c
