@@ -94,8 +94,10 @@ def test_kill_9_during_training_then_resume_completes(tmp_path):
     assert _wait_for(saving, proc), proc.communicate()[0][-3000:]
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    killed_at, _ = _restore(str(run))  # the newest complete checkpoint, with ADA's p and sign statistics
     out = _main(run, "--config.snapshot_kimg=0.008", "--config.total_kimg=0.08")
-    assert "Resumed from step" in out
+    step, kimg = int(killed_at.step), int(killed_at.nimg) / 1e3
+    assert f"Resumed from step {step} ({kimg:.3f} kimg, augment p {float(killed_at.augment_p):.4f})" in out
     assert checkpoint.open_manager(str(run), read_only=True).latest_step() == 10
 
 
