@@ -150,6 +150,9 @@ def read_meta(workdir: str, step: int | None = None) -> tuple[int, dict[str, Any
     step = manager.latest_step() if step is None else step
     if step is None:
         raise FileNotFoundError(f"no complete checkpoint in {checkpoint_dir(workdir)}")
+    if step not in manager.all_steps():
+        raise FileNotFoundError(f"checkpoint step {step} not found in {checkpoint_dir(workdir)}; "
+                                f"complete steps: {sorted(manager.all_steps())}")
     return step, _restore_items(workdir, step, ocp.args.Composite(meta=ocp.args.JsonRestore())).meta
 
 
