@@ -29,10 +29,11 @@ def network_and_data(tmp_path):
 
 def test_metrics_of_a_network_on_an_image_folder(network_and_data, tmp_path, monkeypatch):
     G, network, data = network_and_data
-    seen = {}
+    seen = {"names": []}
 
-    def fake_run_metrics(names, options):
-        seen.update(names=names, options=options)
+    def fake_run_metrics(names, options):  # evaluate runs one metric per call, keeping each result at once
+        seen["names"] += names
+        seen.update(options=options)
         return [dict(metric=n, results={n: 1.5}, total_time=0.1) for n in names]
 
     monkeypatch.setattr(stylegan_jax.eval, "run_metrics", fake_run_metrics)
@@ -57,7 +58,8 @@ def test_weights_and_multi_process_flags_reach_the_run(network_and_data, tmp_pat
     np.savez(vgg16, **_random_tensors())
     seen = {}
     monkeypatch.setattr(evaluate, "initialize_runtime", lambda *args: seen.update(runtime=args))
-    monkeypatch.setattr(stylegan_jax.eval, "run_metrics", lambda names, options: seen.update(options=options) or [])
+    monkeypatch.setattr(stylegan_jax.eval, "run_metrics", lambda names, options: seen.update(options=options) or [
+        dict(metric=n, results={n: 0.5}, total_time=0.1) for n in names])
     code = evaluate.main(["--metrics=pr50k3_full,ppl2_wend", f"--network={network}", f"--data={data}",
                           f"--vgg16={vgg16}", f"--lpips={lpips}", "--coordinator_address=10.0.0.1:1234",
                           "--num_processes=2", "--process_id=1", f"--out={tmp_path / 'm.jsonl'}"])
