@@ -8,7 +8,6 @@ on 8 devices resumes on 1 or 4.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import flax.linen as nn
@@ -16,7 +15,7 @@ import jax
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 
-from stylegan_jax import fileio
+from stylegan_jax import fileio, orbax_noise
 from stylegan_jax.convert.state_dict import abstract_variables, build_network
 from stylegan_jax.training.state import TrainState
 
@@ -41,34 +40,9 @@ def _damage(error: BaseException | None) -> BaseException | None:
     return error
 
 
-def _closed_loop_wakeup(unraisable) -> bool:
-    return (unraisable.object is None and isinstance(unraisable.exc_value, RuntimeError)
-            and str(unraisable.exc_value) == "Event loop is closed")
-
-
-def _drop_closed_loop_wakeups() -> None:
-    """Installs (once) a sys.unraisablehook that drops tensorstore's wake-ups of a closed event loop.
-
-    When a checkpoint read or write fails (a damaged file, a full disk), Orbax closes its event loop
-    while tensorstore finishes the other pending reads or writes; each one then tries to wake the
-    closed loop, and Python prints an unraisable 'RuntimeError: Event loop is closed' traceback for
-    it (hundreds for a full disk) around the one error that matters. Every other report passes on.
-    """
-    previous = sys.unraisablehook
-    if getattr(previous, "drops_closed_loop_wakeups", False):
-        return
-
-    def hook(unraisable):
-        if not _closed_loop_wakeup(unraisable):
-            previous(unraisable)
-
-    hook.drops_closed_loop_wakeups = True
-    sys.unraisablehook = hook
-
-
 def open_manager(workdir: str, max_to_keep: int = 5, read_only: bool = False) -> ocp.CheckpointManager:
     """A CheckpointManager over the run's checkpoint folder with asynchronous saves."""
-    _drop_closed_loop_wakeups()
+    orbax_noise.silence()
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=not read_only,
                                            read_only=read_only)
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)

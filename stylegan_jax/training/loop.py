@@ -198,8 +198,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 monitor.log(f"{stop.signal_name}: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
                 break
     finally:  # also on divergence or an error: finish the checkpoint under way
-        manager.wait_until_finished()
-        monitor.close()
+        batches.close()  # frees the tf.data iterator now rather than at interpreter exit (a TF warning)
+        try:
+            manager.wait_until_finished()
+        finally:
+            monitor.close()
     return state
 
 
