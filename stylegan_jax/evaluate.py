@@ -8,13 +8,16 @@
 The first form evaluates the EMA generator of a training run's latest (or --step) checkpoint on
 the run's dataset; the second a generator file (official .pkl, our export or checkpoint folder)
 on a folder, zip or TFRecord folder of images; the third the FID between two image folders
-(searched recursively; any size, the feature network resizes). Results are printed and appended
-as JSON lines to --out (by process 0 of a multi-process run, which --coordinator_address,
---num_processes and --process_id set up like training). Errors are one line on stderr, exit code 2.
+(searched recursively; any size, the feature network resizes). Progress lines (images done /
+total, rate, ETA) follow the feature computations. Each result is printed and appended as a JSON
+line to --out as soon as it is done (by process 0 of a multi-process run, which
+--coordinator_address, --num_processes and --process_id set up like training). Errors are one line
+on stderr, exit code 2; Ctrl-C keeps the finished results and ends with one line, exit code 130.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import pickle
 import sys
@@ -25,37 +28,42 @@ import jax
 from absl import logging
 
 from stylegan_jax.eval.feature_nets import inception_pool3, vgg16_fc2
-from stylegan_jax.eval.feature_stats import FeatureStats, compute_feature_stats
+from stylegan_jax.eval.feature_stats import FeatureAccumulator, accumulate_features
 from stylegan_jax.eval.frechet import frechet_distance
 from stylegan_jax.eval.image_folder import image_batches, list_images
 from stylegan_jax.eval.lpips import lpips_vgg16
 from stylegan_jax.eval.metrics import append_jsonl
+from stylegan_jax.eval.progress import Progress, ProgressLines, stream_report
 from stylegan_jax.training.runtime import initialize_runtime
 
 
 def fid_between_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike,
-                        inception_weights: str | os.PathLike | None = None, batch_size: int = 64) -> dict:
+                        inception_weights: str | os.PathLike | None = None, batch_size: int = 64,
+                        progress: Progress | None = None) -> dict:
     """FID between two image folders, as a record {metric, results, real, fake, num_real, num_fake, total_time}."""
     start = time.time()
     net = inception_pool3(inception_weights, batch_size)
-    real_paths, fake_paths = list_images(real_dir), list_images(fake_dir)
-    real, fake = (compute_feature_stats(net, image_batches(paths, batch_size), FeatureStats(capture_mean_cov=True))
-                  for paths in (real_paths, fake_paths))
-    fid = frechet_distance(*fake.mean_cov(), *real.mean_cov())
+    stats = {}
+    for kind, folder in (("real", real_dir), ("fake", fake_dir)):
+        paths = list_images(folder)
+        stats[kind] = accumulate_features(net, image_batches(paths, batch_size), FeatureAccumulator(keep_moments=True),
+                                          stream_report(progress, f"{kind} images", len(paths)))
+    real, fake = stats["real"], stats["fake"]
+    fid = frechet_distance(*fake.mean_and_covariance(), *real.mean_and_covariance())
     return dict(metric="fid", results={"fid": fid}, real=os.fspath(real_dir), fake=os.fspath(fake_dir),
-                num_real=real.num_items, num_fake=fake.num_items, total_time=time.time() - start)
+                num_real=real.count, num_fake=fake.count, total_time=time.time() - start)
 
 
 def _print(line: str) -> None:
     if jax.process_index() == 0:
-        print(line)
+        print(line, flush=True)
 
 
 MIN_FID_IMAGES = 2000  # below this, FID is strongly biased upwards
 
 
 def _fid_command(args: argparse.Namespace) -> dict:
-    record = fid_between_folders(args.real, args.fake, args.inception, args.batch)
+    record = fid_between_folders(args.real, args.fake, args.inception, args.batch, ProgressLines("fid ", _print))
     for kind in ("real", "fake"):
         if record[f"num_{kind}"] < MIN_FID_IMAGES:
             print(f"warning: only {record[f'num_{kind}']} {kind} images; FID of fewer than {MIN_FID_IMAGES} "
@@ -110,12 +118,18 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
     options = MetricOptions(generator=generator_source(G, variables, args.batch), real=real, seed=args.seed,
                             batch_size=args.batch, inception_weights=args.inception, lpips_weights=args.lpips,
                             vgg16_weights=args.vgg16)
+    finished = []
     for name in [m for m in args.metrics.split(",") if m]:  # each result is kept as soon as it is done
-        record = run_metrics([name], options)[0]
+        try:
+            record = run_metrics([name], dataclasses.replace(options, progress=ProgressLines(f"{name} ", _print)))[0]
+        except KeyboardInterrupt:
+            kept = f"{', '.join(finished)} finished, in {args.out}" if finished else "no metric had finished"
+            raise KeyboardInterrupt(f"during {name}; {kept}") from None
         record.update(network=args.network or args.workdir, data=data_cfg.path or data_cfg.source)
         _print(f"{record['metric']} {record['results']}  ({record['total_time']:.1f} s)")
         if jax.process_index() == 0:
             append_jsonl(record, args.out)
+        finished.append(name)
     return []
 
 
@@ -182,6 +196,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, pickle.UnpicklingError) as e:
         print("error: " + " ".join(str(e).split()), file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        print(f"interrupted {e}".strip(), file=sys.stderr)
+        return 130
     return 0
 
 

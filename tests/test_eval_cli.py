@@ -96,3 +96,34 @@ def test_each_metric_is_written_before_the_next_starts(tmp_path, monkeypatch):
     assert seen[1][0] == ["kid1k_full"] and [json.loads(line)["metric"] for line in seen[1][1]] == ["fid1k_full"]
     assert [json.loads(line)["results"] for line in out.read_text().splitlines()] == [
         {"fid1k_full": 1}, {"kid1k_full": 2}]
+
+
+def test_progress_lines_are_printed_and_ctrl_c_keeps_the_finished_metrics(tmp_path, monkeypatch, capsys):
+    import stylegan_jax.eval as sg_eval
+    from stylegan_jax.eval import adapters
+    from stylegan_jax.sampling import loading
+
+    class G:
+        img_resolution, img_channels, c_dim = 16, 3, 0
+
+    def run_metrics(names, options):
+        options.progress("generated images", 0, 1000)
+        options.progress("generated images", 1000, 1000)
+        if names == ["kid1k_full"]:
+            raise KeyboardInterrupt
+        return [dict(metric=names[0], results={names[0]: 12.5}, total_time=0.5)]
+
+    monkeypatch.setattr(loading, "load_generator", lambda path, step: (G(), {}))
+    monkeypatch.setattr(adapters, "dataset_source", lambda cfg, batch: None)
+    monkeypatch.setattr(adapters, "generator_source", lambda G, variables, batch: None)
+    monkeypatch.setattr(sg_eval, "run_metrics", run_metrics)
+    out = tmp_path / "metrics.jsonl"
+    argv = ["--metrics=fid1k_full,kid1k_full,is1k", "--network=G.pkl", f"--data={tmp_path}", f"--out={out}"]
+    assert evaluate.main(argv) == 130
+    printed = capsys.readouterr()
+    first, last = printed.out.splitlines()[:2]
+    assert first == "fid1k_full generated images: 0/1000 images"
+    assert last.startswith("fid1k_full generated images: 1000/1000 images, ") and last.endswith(" img/s")
+    assert "kid1k_full generated images: 0/1000 images" in printed.out
+    assert printed.err == f"interrupted during kid1k_full; fid1k_full finished, in {out}\n"
+    assert [json.loads(line)["results"] for line in out.read_text().splitlines()] == [{"fid1k_full": 12.5}]

@@ -62,4 +62,5 @@ def dataset_source(dataset_cfg, batch_size: int = 64) -> RealImages:
         labels = np.concatenate([b["label"] for b in iterate_images(dataset_cfg, batch_size)])
     return RealImages(identity=info.identity,
                       images=lambda: (b["image"] for b in iterate_images(dataset_cfg, batch_size)),
-                      resolution=info.resolution, labels=labels, xflip=info.xflip, batch_size=batch_size)
+                      resolution=info.resolution, labels=labels, xflip=info.xflip, batch_size=batch_size,
+                      count=info.num_images)

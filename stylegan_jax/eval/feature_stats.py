@@ -101,31 +101,19 @@ class FeatureAccumulator:
 
 
 def accumulate_features(feature_fn: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray],
-                        acc: FeatureAccumulator) -> FeatureAccumulator:
-    """Feeds uint8 image batches through feature_fn into `acc` until the stream ends or `acc` is full."""
+                        acc: FeatureAccumulator, report: Callable[[int], None] | None = None) -> FeatureAccumulator:
+    """Feeds uint8 image batches through feature_fn into `acc` until the stream ends or `acc` is full.
+
+    report(count), if given, hears the number of rows in `acc` before the first batch and after each one.
+    """
+    report = report or (lambda count: None)
+    report(acc.count)
     for batch in batches:
         acc.add(feature_fn(batch[:acc.wanted]))
+        report(acc.count)
         if acc.full:
             break
     if acc.count == 0:
         raise ValueError("no images to compute features of")
     return acc
 
-
-class FeatureStats(FeatureAccumulator):
-    """The accumulator under its former names, kept only for `stylegan_jax/evaluate.py` (owned elsewhere)."""
-
-    def __init__(self, capture_all: bool = False, capture_mean_cov: bool = False, max_items: int | None = None):
-        super().__init__(keep_rows=capture_all, keep_moments=capture_mean_cov, limit=max_items)
-
-    @property
-    def num_items(self) -> int:
-        """Former name of `count`."""
-        return self.count
-
-    def mean_cov(self) -> tuple[np.ndarray, np.ndarray]:
-        """Former name of `mean_and_covariance`."""
-        return self.mean_and_covariance()
-
-
-compute_feature_stats = accumulate_features  # former name, kept only for stylegan_jax/evaluate.py

@@ -23,6 +23,7 @@ from stylegan_jax.eval.lpips import lpips_vgg16
 from stylegan_jax.eval.ppl import ppl_distances
 from stylegan_jax.eval.ppl_math import trimmed_mean
 from stylegan_jax.eval.precision_recall import precision_recall
+from stylegan_jax.eval.progress import Progress, stream_report
 from stylegan_jax.eval.sampling import latents_and_labels
 from stylegan_jax.eval.sources import Generator, RealImages
 from stylegan_jax.eval.stats_cache import cached_stats, default_cache_dir
@@ -36,7 +37,8 @@ class MetricOptions:
     `feature_net` replaces the Inception pool3 network of FID/KID/PR. Precision/recall uses the
     official VGG16 fc2 features when `pr_feature_net` or `vgg16_weights` (a weights file) is given,
     and its results carry the official names; otherwise it runs on the pool3 features and is
-    labelled `*_inception_*`. `cache_dir=None` disables the statistics cache.
+    labelled `*_inception_*`. `cache_dir=None` disables the statistics cache. `progress` hears how
+    many images of each stream ('real images', 'generated images') have their features.
     """
 
     generator: Generator
@@ -49,6 +51,7 @@ class MetricOptions:
     vgg16_weights: str | os.PathLike | None = None
     feature_net: FeatureNet | None = None
     pr_feature_net: FeatureNet | None = None
+    progress: Progress | None = None
 
     def pool3_net(self) -> FeatureNet:
         """The feature network of FID/KID (and PR without VGG16 features)."""
@@ -77,8 +80,12 @@ def _real_stats(opts: MetricOptions, net: FeatureNet, max_items: int | None, dat
     xflip = real.xflip if dataset_xflip else False
     key = dict(dataset=real.identity, resolution=real.resolution, xflip=xflip, feature_net=net.name,
                max_items=max_items, **keep)
+    total = None if real.count is None else real.count * (2 if xflip else 1)
+    if max_items is not None:
+        total = max_items if total is None else min(total, max_items)
+    report = stream_report(opts.progress, "real images", total)
     return cached_stats(opts.cache_dir, key, lambda: accumulate_features(
-        net, real.batches(xflip), FeatureAccumulator(limit=max_items, **keep)))
+        net, real.batches(xflip), FeatureAccumulator(limit=max_items, **keep), report))
 
 
 def _generated_batches(opts: MetricOptions) -> Iterator[np.ndarray]:
@@ -91,7 +98,8 @@ def _generated_batches(opts: MetricOptions) -> Iterator[np.ndarray]:
 
 
 def _generated_stats(opts: MetricOptions, net: FeatureNet, num: int, **keep: bool) -> FeatureAccumulator:
-    return accumulate_features(net, _generated_batches(opts), FeatureAccumulator(limit=num, **keep))
+    return accumulate_features(net, _generated_batches(opts), FeatureAccumulator(limit=num, **keep),
+                               stream_report(opts.progress, "generated images", num))
 
 
 def _fid(opts: MetricOptions, *, name: str, num_gen: int, max_real: int | None, dataset_xflip: bool) -> dict:

@@ -15,7 +15,8 @@ class RealImages:
     """A dataset's real images: uint8 NHWC, as one array or a zero-argument callable yielding batches.
 
     `identity` names the dataset in cache keys (e.g. 'utkface-64-v1'): change it when the data changes.
-    `resolution` is read from an array; give it when `images` is a callable. `labels` [N, c_dim] are
+    `resolution` and `count` (the number of images, for progress reports) are read from an array;
+    give them when `images` is a callable (`count` may stay None: unknown). `labels` [N, c_dim] are
     the dataset's labels, drawn at random for conditional generators. `xflip` appends mirrored copies
     (honoured by the legacy metrics only; the *_full metrics always use the data as is).
     """
@@ -26,13 +27,14 @@ class RealImages:
     labels: np.ndarray | None = None
     xflip: bool = False
     batch_size: int = 64
+    count: int | None = None
 
     def __post_init__(self):
         if not self.identity:
             raise ValueError("RealImages needs a non-empty dataset identity (it keys the statistics cache)")
         if isinstance(self.images, np.ndarray):
             self.images = check_uint8_nhwc(self.images, f"real images of {self.identity!r}")
-            self.resolution = self.images.shape[1]
+            self.resolution, self.count = self.images.shape[1], len(self.images)
         elif not callable(self.images):
             raise TypeError("RealImages.images must be a uint8 NHWC array or a zero-argument callable returning "
                             f"an iterable of batches (it is read once per statistic), got {type(self.images)}")
