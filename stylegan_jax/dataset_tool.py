@@ -91,7 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = convert(args.source, args.dest, resolution=args.resolution, channels=args.channels, shards=args.shards,
                        use_labels=args.use_labels, convert_channels=args.convert_channels, max_images=args.max_images)
     except DatasetConfigError as e:
-        print(f"error: {_FLAGS.get(e.key, '--' + e.key)}: {e.problem}", file=sys.stderr)
+        remedy = "" if e.switch is None else f"; pass {_FLAGS[e.switch[0]]} to {e.switch[1]}"
+        print(f"error: {_FLAGS.get(e.key, '--' + e.key)}: {e.problem}{remedy}", file=sys.stderr)
         return 2
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

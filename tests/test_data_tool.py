@@ -99,6 +99,15 @@ def test_bad_sources_and_destinations(folder, tmp_path, capsys):
     assert "already holds a dataset" in capsys.readouterr().err
 
 
+def test_a_channel_mismatch_names_the_convert_channels_flag(folder, tmp_path, capsys):
+    argv = [f"--source={folder}", f"--dest={tmp_path / 'gray'}", "--resolution=8", "--channels=1"]
+    assert dataset_tool.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --channels: 9 of 9 images have 3 channel(s), not 1 (e.g. ")
+    assert err.endswith("; pass --convert-channels to convert them\n") and "dataset." not in err
+    assert dataset_tool.main(argv + ["--convert-channels"]) == 0
+
+
 def test_runs_as_a_module(tmp_path):
     result = subprocess.run([sys.executable, "-m", "stylegan_jax.dataset_tool", f"--source={tmp_path}",
                              f"--dest={tmp_path / 'o'}", "--resolution=100"], capture_output=True, text=True)

@@ -13,12 +13,16 @@ TFRECORD_METADATA = "metadata.json"
 
 
 class DatasetConfigError(ValueError):
-    """A dataset setting is wrong, or the data it points at cannot be used; `key` names the setting."""
+    """A dataset setting is wrong, or the data it points at cannot be used; `key` names the setting.
 
-    def __init__(self, key: str, problem: str):
-        super().__init__(f"dataset.{key}: {problem}")
-        self.key = key
-        self.problem = problem
+    `switch`, if given, is (boolean setting, what turning it on does), e.g. ("convert_channels",
+    "convert them"): the message ends with how to turn it on, which a command line may word in its flags.
+    """
+
+    def __init__(self, key: str, problem: str, switch: tuple[str, str] | None = None):
+        remedy = "" if switch is None else f"; set dataset.{switch[0]}=True to {switch[1]}"
+        super().__init__(f"dataset.{key}: {problem}{remedy}")
+        self.key, self.problem, self.switch = key, problem, switch
 
 
 @dataclasses.dataclass(frozen=True)

@@ -78,8 +78,7 @@ class ImageSet:
             examples = [self.source.describe(i) for i in self.indices[wrong[:3]]]
             raise DatasetConfigError(
                 "channels", f"{len(wrong)} of {len(channels)} images have {channels[wrong[0]]} channel(s), not "
-                            f"{self.config.channels} (e.g. {examples}); "
-                            "set dataset.convert_channels=True to convert them")
+                            f"{self.config.channels} (e.g. {examples})", switch=("convert_channels", "convert them"))
 
     def __len__(self) -> int:
         return len(self.indices)
