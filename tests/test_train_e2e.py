@@ -46,7 +46,8 @@ def _assert_states_close(a, b, atol):
     for field in ("g", "d", "g_ema", "g_opt", "d_opt", "pl_mean", "step", "nimg", "augment_p", "ada_sign_sum",
                   "ada_sign_count"):
         for x, y in zip(jax.tree_util.tree_leaves(getattr(a, field)), jax.tree_util.tree_leaves(getattr(b, field))):
-            np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0, err_msg=field)
+            # rtol 1e-6: a few float32 ulps of the large mapping weights (values about 200)
+            np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=1e-6, err_msg=field)
 
 
 def test_main_writes_outputs_and_resumes_like_a_straight_run(tmp_path, tiny_straight_run):
@@ -72,6 +73,12 @@ def test_main_writes_outputs_and_resumes_like_a_straight_run(tmp_path, tiny_stra
     np.testing.assert_array_equal(variables["params"]["mapping"]["fc0"]["weight"],
                                   np.asarray(straight.g_ema["params"]["mapping"]["fc0"]["weight"]))
     assert G.img_resolution == 16
+
+
+def _ticked(run) -> bool:
+    """Whether the run's log.txt has a progress line (training is under way; the config above also says kimg)."""
+    log = run / "log.txt"
+    return log.is_file() and any(line.startswith("kimg ") for line in log.read_text().splitlines())
 
 
 def _wait_for(predicate, proc, timeout=600):
@@ -104,8 +111,7 @@ def test_kill_9_during_training_then_resume_completes(tmp_path):
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     run = tmp_path / "run"
     proc = _main(run, "--config.total_kimg=10", "--config.snapshot_kimg=5", wait=False)
-    started = lambda: (run / "log.txt").is_file() and "kimg" in (run / "log.txt").read_text()
-    assert _wait_for(started, proc), proc.communicate()[0][-3000:]
+    assert _wait_for(lambda: _ticked(run), proc), proc.communicate()[0][-3000:]
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, out[-3000:]

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from test_train_e2e import CONFIG, ROOT, _main, _wait_for
+from test_train_e2e import CONFIG, ROOT, _main, _ticked, _wait_for
 
 from stylegan_jax import checkpoint
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def _started(run):
-    return lambda: (run / "log.txt").is_file() and "kimg" in (run / "log.txt").read_text()
+    return lambda: _ticked(run)
 
 
 def _killed_output(proc) -> str:
@@ -97,7 +97,7 @@ TF_START_UP = re.compile(r"^(WARNING: All log messages before absl::InitializeLo
 def test_a_full_disk_is_one_line_and_the_earlier_checkpoint_stays_intact(tmp_path):
     disk, kept = tmp_path / "disk", tmp_path / "kept"
     disk.mkdir()
-    # 3 MB hold the first checkpoint (about 1.3 MB) but not the second; the workdir is copied out
+    # 3 MB hold one or two checkpoints (1.1-1.35 MB each, measured) but not all three; the workdir is copied out
     # before the namespace, and with it the file system, goes away.
     main = [sys.executable, "-m", "stylegan_jax.main", f"--config={CONFIG}", f"--workdir={disk / 'run'}"]
     copy_out = 'run=$1 kept=$2 && shift 2 && "$@"; status=$?; cp -r "$run" "$kept"; exit $status'
@@ -111,6 +111,6 @@ def test_a_full_disk_is_one_line_and_the_earlier_checkpoint_stays_intact(tmp_pat
     assert len(errors) == 1 and errors[0].startswith("error: ") and "No space left on device" in errors[0], \
         "\n".join(errors)[-5000:]
     manager = checkpoint.open_manager(str(kept), read_only=True)
-    assert manager.all_steps() == [2]
+    assert manager.all_steps() in ([2], [2, 4])  # the disk filled while saving step 4 or step 6
     G, variables = checkpoint.load_generator(str(kept))
     assert G.img_resolution == 16 and variables["params"]["mapping"]["fc0"]["weight"].shape == (16, 16)
