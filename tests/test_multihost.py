@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from stylegan_jax import checkpoint
-from test_train_e2e import CONFIG, ROOT, _assert_states_close, _restore
+from test_train_e2e import CONFIG, ROOT, _assert_states_close, _restore, _ticked
 
 pytestmark = pytest.mark.slow
 
@@ -64,15 +64,15 @@ def test_two_processes_train_like_one_and_their_checkpoint_restores_in_one(tmp_p
     # The checkpoint written by the two processes (4 devices each) restores in this one process (8 devices).
     restored, meta = _restore(str(run))
     assert meta["step"] == 6 and int(restored.step) == 6
-    _assert_states_close(restored, straight, atol=5e-6)  # measured max 1.1e-6
+    # measured max 9.2e-6 with ADA on (the augmentation adds float32 reduction-order differences), 1.1e-6 without
+    _assert_states_close(restored, straight, atol=3e-5)
 
 
 def test_sigterm_on_one_host_stops_every_host_with_a_checkpoint(tmp_path):
     run = tmp_path / "run"
     procs = _start_processes(run, 2, 4, "--config.total_kimg=10", "--config.snapshot_kimg=5")
     deadline = time.time() + 600
-    log = run / "log.txt"
-    while not (log.is_file() and "kimg" in log.read_text()):
+    while not _ticked(run):
         if time.time() > deadline or any(p.poll() is not None for p in procs):
             for p in procs:
                 p.kill()
