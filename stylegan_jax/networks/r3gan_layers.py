@@ -18,6 +18,7 @@ from stylegan_jax.networks.layers import BUFFERS
 from stylegan_jax.ops.bias_act import bias_act
 from stylegan_jax.ops.conv2d import conv2d
 from stylegan_jax.ops.filters import setup_filter
+from stylegan_jax.ops.grouped_conv import grouped_conv2d
 from stylegan_jax.ops.upfirdn2d import downsample2d, upsample2d
 
 LRELU_SLOPE = 0.2
@@ -54,7 +55,9 @@ class Convolution(nn.Module):
         weight = self.param("Layer.weight", msr_init(self.gain, fan_in),
                             (self.out_channels, self.in_channels // self.groups, k, k))
         pad = (k - 1) // 2
-        return conv2d(x, weight.astype(x.dtype), padding=((pad, pad), (pad, pad)), groups=self.groups)
+        if self.groups > 1:
+            return grouped_conv2d(x, weight.astype(x.dtype), self.groups, pad)
+        return conv2d(x, weight.astype(x.dtype), padding=((pad, pad), (pad, pad)))
 
 
 class Linear(nn.Module):
