@@ -79,7 +79,7 @@ def test_load_generator_errors(tmp_path):
     with pytest.raises(GeneratorLoadError, match="not a network snapshot"):
         load_generator(tmp_path / "dict.pkl")
     (tmp_path / "notes.txt").write_text("hello")
-    with pytest.raises(GeneratorLoadError, match="not a stylegan_jax generator export"):
+    with pytest.raises(GeneratorLoadError, match="neither a network pickle nor a stylegan_jax export"):
         load_generator(tmp_path / "notes.txt")
     G, variables = sg2()
     path = export_generator(tmp_path / "g.msgpack", G, variables)
