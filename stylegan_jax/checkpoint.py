@@ -17,7 +17,7 @@ from jax.sharding import NamedSharding
 
 from stylegan_jax import fileio, orbax_noise
 from stylegan_jax.convert.state_dict import abstract_variables, build_network
-from stylegan_jax.training.state import TrainState
+from stylegan_jax.train_state import TrainState
 
 CHECKPOINT_DIR = "checkpoints"
 # What Orbax and tensorstore raise for a checkpoint whose files are truncated, missing or corrupt

@@ -75,7 +75,7 @@ def training_checkpoint(workdir, G, variables, step: int = 3) -> None:
     import dataclasses
 
     from stylegan_jax import checkpoint
-    from stylegan_jax.training.state import TrainState
+    from stylegan_jax.train_state import TrainState
 
     small = {"params": {"x": jnp.zeros(2)}}
     fields = {f.name: small for f in dataclasses.fields(TrainState)}

@@ -18,12 +18,12 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from stylegan_jax.augment import augment_from_draws, draw_random
+from stylegan_jax.train_state import TrainState
 from stylegan_jax.training import draws as draws_lib
 from stylegan_jax.training import losses
 from stylegan_jax.training.ada import AugmentConfig, adjust_p, no_augmentation
 from stylegan_jax.training.adam import Adam, lazy_adam
 from stylegan_jax.training.connectivity import reached_parameters
-from stylegan_jax.training.state import TrainState
 
 NONFINITE_RULES = ("skip", "official")
 
