@@ -34,7 +34,7 @@ from stylegan_jax.eval.image_folder import image_batches, list_images
 from stylegan_jax.eval.lpips import lpips_vgg16
 from stylegan_jax.eval.metrics import append_jsonl
 from stylegan_jax.eval.progress import Progress, ProgressLines, stream_report
-from stylegan_jax.training.runtime import initialize_runtime
+from stylegan_jax.runtime import initialize_runtime
 
 
 def fid_between_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike,

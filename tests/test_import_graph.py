@@ -9,6 +9,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "stylegan_jax"
 LAYERS = (
     ("base", ("stylegan_jax", "stylegan_jax.fileio", "stylegan_jax.images", "stylegan_jax.tree_shapes",
               "stylegan_jax.orbax_noise", "stylegan_jax.train_state",
+              "stylegan_jax.runtime",
               "stylegan_jax.data._tf")),  # data._tf: the lazy TensorFlow import, fileio's too
     ("ops", ("stylegan_jax.ops", "stylegan_jax.augment", "stylegan_jax.data")),
     ("networks", ("stylegan_jax.networks", "stylegan_jax.convert")),  # convert builds networks

@@ -1,0 +1,18 @@
+"""Process set-up before JAX is used, shared by every command line: joining a multi-process run."""
+from __future__ import annotations
+
+import os
+
+import jax
+
+
+def initialize_runtime(coordinator_address: str | None = None, num_processes: int | None = None,
+                       process_id: int | None = None) -> None:
+    """Joins a multi-process run when one is configured (flags, or automatically on Cloud TPU)."""
+    explicit = coordinator_address is not None or (num_processes or 1) > 1
+    on_tpu_pod = "TPU_WORKER_HOSTNAMES" in os.environ and "," in os.environ["TPU_WORKER_HOSTNAMES"]
+    if explicit:
+        jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                                   process_id=process_id)
+    elif on_tpu_pod:
+        jax.distributed.initialize()
