@@ -31,9 +31,9 @@ from stylegan_jax.eval.feature_nets import inception_pool3, vgg16_fc2
 from stylegan_jax.eval.feature_stats import FeatureAccumulator, accumulate_features
 from stylegan_jax.eval.frechet import frechet_distance
 from stylegan_jax.eval.image_folder import image_batches, list_images
-from stylegan_jax.eval.lpips import lpips_vgg16
 from stylegan_jax.eval.metrics import append_jsonl
 from stylegan_jax.eval.progress import Progress, ProgressLines, stream_report
+from stylegan_jax.perceptual.lpips import lpips_vgg16
 from stylegan_jax.runtime import initialize_runtime
 
 

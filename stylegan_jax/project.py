@@ -20,9 +20,9 @@ from typing import Callable, Sequence
 import jax
 import numpy as np
 
-from stylegan_jax.eval.lpips import lpips_vgg16
-from stylegan_jax.eval.weight_files import MissingWeightsError
 from stylegan_jax.images import save_image
+from stylegan_jax.perceptual.lpips import lpips_vgg16
+from stylegan_jax.perceptual.weight_files import MissingWeightsError
 from stylegan_jax.sampling import cli
 from stylegan_jax.sampling.image_io import load_target
 from stylegan_jax.sampling.projection import Projection, project

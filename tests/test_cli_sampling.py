@@ -97,7 +97,7 @@ def test_project_takes_lpips_weights_by_flag_and_names_it_when_they_are_missing(
     import importlib.util
     import shutil
 
-    from stylegan_jax.eval import lpips, weight_files
+    from stylegan_jax.perceptual import lpips, weight_files
 
     PIL.Image.fromarray(generate_images(*sg2(), [5])[0]).save(tmp_path / "photo.png")
     base = [f"--network={networks['export']}", f"--target={tmp_path / 'photo.png'}", f"--outdir={tmp_path / 'out'}",

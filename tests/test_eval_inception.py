@@ -9,8 +9,9 @@ from conftest import load_golden, relative_error
 
 from stylegan_jax import eval as sg_eval
 from stylegan_jax.convert.numpy_pickle import read_numpy_pickle
-from stylegan_jax.eval import feature_nets, weight_files
-from stylegan_jax.eval.resize import tf1_bilinear_resize
+from stylegan_jax.eval import feature_nets
+from stylegan_jax.perceptual import weight_files
+from stylegan_jax.perceptual.resize import tf1_bilinear_resize
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stylegan_jax.eval
 from stylegan_jax import evaluate
-from stylegan_jax.eval import weight_files
-from stylegan_jax.eval.lpips import LPIPS_PACKAGE
+import stylegan_jax.eval
+from stylegan_jax.perceptual import weight_files
+from stylegan_jax.perceptual.lpips import LPIPS_PACKAGE
 from stylegan_jax.sampling.export_file import export_generator
 from test_eval_vgg16 import _random_tensors
 from test_sampling_nets import sg2

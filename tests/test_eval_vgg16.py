@@ -11,10 +11,11 @@ import pytest
 
 import official_pickle_writer as writer
 from stylegan_jax import eval as sg_eval
-from stylegan_jax.eval import metrics, vgg16
+from stylegan_jax.eval import metrics
 from stylegan_jax.eval.precision_recall import precision_recall
 from stylegan_jax.eval.sources import Generator, RealImages
-from stylegan_jax.eval.weight_files import MissingWeightsError
+from stylegan_jax.perceptual import vgg16
+from stylegan_jax.perceptual.weight_files import MissingWeightsError
 
 # Small stand-ins for the real (64, 128, 256, 512, 512) widths, 4096-d fcs and 7x7 final map (224 input).
 WIDTHS, FC, SIDE = (3, 4, 5, 6, 7), 8, 2

