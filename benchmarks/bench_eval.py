@@ -18,7 +18,7 @@ import PIL.Image
 import PIL.ImageFilter
 
 from stylegan_jax.eval import frechet_distance, inception_pool3, mean_cov
-from stylegan_jax.eval.image_folder import list_images
+from stylegan_jax.eval.inputs import list_images
 
 
 def load_images(paths: list, res: int) -> np.ndarray:

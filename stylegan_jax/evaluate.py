@@ -28,11 +28,11 @@ import jax
 from absl import logging
 
 from stylegan_jax.eval.feature_nets import inception_pool3, vgg16_fc2
-from stylegan_jax.eval.feature_stats import FeatureAccumulator, accumulate_features
-from stylegan_jax.eval.frechet import frechet_distance
-from stylegan_jax.eval.image_folder import image_batches, list_images
+from stylegan_jax.eval.feature_stats import (FeatureAccumulator, Progress, ProgressLines, accumulate_features,
+                                             stream_report)
+from stylegan_jax.eval.fid import frechet_distance
+from stylegan_jax.eval.inputs import image_batches, list_images
 from stylegan_jax.eval.metrics import append_jsonl
-from stylegan_jax.eval.progress import Progress, ProgressLines, stream_report
 from stylegan_jax.perceptual.lpips import lpips_vgg16
 from stylegan_jax.runtime import initialize_runtime
 
@@ -92,7 +92,7 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
 
     from stylegan_jax import checkpoint
     from stylegan_jax.eval import MetricOptions, run_metrics
-    from stylegan_jax.eval.adapters import dataset_source, generator_source
+    from stylegan_jax.eval.inputs import dataset_source, generator_source
     from stylegan_jax.sampling.loading import load_generator
 
     if (args.workdir is None) == (args.network is None):

@@ -112,13 +112,13 @@ def test_metric_weight_files_are_checked_at_start_up(tmp_path):
 
 def test_metric_weights_reach_the_metric_options(tmp_path, monkeypatch):
     import stylegan_jax.eval
-    from stylegan_jax.eval import adapters
+    from stylegan_jax.eval import inputs
     from stylegan_jax.training import loop
 
     seen = {}
     monkeypatch.setattr(stylegan_jax.eval, "run_metrics", lambda names, options: seen.update(options=options) or [])
-    monkeypatch.setattr(adapters, "generator_source", lambda G, variables: None)
-    monkeypatch.setattr(adapters, "dataset_source", lambda dataset: None)
+    monkeypatch.setattr(inputs, "generator_source", lambda G, variables: None)
+    monkeypatch.setattr(inputs, "dataset_source", lambda dataset: None)
     config = _digits_config(**{"metric_weights.vgg16": "/weights/vgg16.npz", "metrics": ("pr1k3_full",)})
     assert loop._run_metrics(config, None, {}) == {}
     options = seen["options"]

@@ -73,7 +73,7 @@ def test_cli_as_a_module_prints_no_traceback(tmp_path):
 
 def test_each_metric_is_written_before_the_next_starts(tmp_path, monkeypatch):
     import stylegan_jax.eval as sg_eval
-    from stylegan_jax.eval import adapters
+    from stylegan_jax.eval import inputs
     from stylegan_jax.sampling import loading
 
     class G:
@@ -87,8 +87,8 @@ def test_each_metric_is_written_before_the_next_starts(tmp_path, monkeypatch):
         return [dict(metric=names[0], results={names[0]: len(seen)}, total_time=0.5)]
 
     monkeypatch.setattr(loading, "load_generator", lambda path, step: (G(), {}))
-    monkeypatch.setattr(adapters, "dataset_source", lambda cfg, batch: None)
-    monkeypatch.setattr(adapters, "generator_source", lambda G, variables, batch: None)
+    monkeypatch.setattr(inputs, "dataset_source", lambda cfg, batch: None)
+    monkeypatch.setattr(inputs, "generator_source", lambda G, variables, batch: None)
     monkeypatch.setattr(sg_eval, "run_metrics", run_metrics)
     argv = ["--metrics=fid1k_full,kid1k_full", "--network=G.pkl", f"--data={tmp_path}", f"--out={out}"]
     assert evaluate.main(argv) == 0
@@ -100,7 +100,7 @@ def test_each_metric_is_written_before_the_next_starts(tmp_path, monkeypatch):
 
 def test_progress_lines_are_printed_and_ctrl_c_keeps_the_finished_metrics(tmp_path, monkeypatch, capsys):
     import stylegan_jax.eval as sg_eval
-    from stylegan_jax.eval import adapters
+    from stylegan_jax.eval import inputs
     from stylegan_jax.sampling import loading
 
     class G:
@@ -114,8 +114,8 @@ def test_progress_lines_are_printed_and_ctrl_c_keeps_the_finished_metrics(tmp_pa
         return [dict(metric=names[0], results={names[0]: 12.5}, total_time=0.5)]
 
     monkeypatch.setattr(loading, "load_generator", lambda path, step: (G(), {}))
-    monkeypatch.setattr(adapters, "dataset_source", lambda cfg, batch: None)
-    monkeypatch.setattr(adapters, "generator_source", lambda G, variables, batch: None)
+    monkeypatch.setattr(inputs, "dataset_source", lambda cfg, batch: None)
+    monkeypatch.setattr(inputs, "generator_source", lambda G, variables, batch: None)
     monkeypatch.setattr(sg_eval, "run_metrics", run_metrics)
     out = tmp_path / "metrics.jsonl"
     argv = ["--metrics=fid1k_full,kid1k_full,is1k", "--network=G.pkl", f"--data={tmp_path}", f"--out={out}"]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from conftest import load_golden, relative_error
 
-from stylegan_jax.eval import eq_ops
+from stylegan_jax.eval import equivariance
 from stylegan_jax.eval.equivariance import equivariance_psnr, masked_psnr
 
 
@@ -23,8 +23,8 @@ def _nchw(x):
 
 
 @pytest.mark.parametrize("name, op, max_error", [
-    ("int_translation", eq_ops.integer_translation, 0.0),
-    ("frac_translation", eq_ops.fractional_translation, 1e-6),
+    ("int_translation", equivariance.integer_translation, 0.0),
+    ("frac_translation", equivariance.fractional_translation, 1e-6),
 ])
 def test_translations_and_masks_match_golden(golden, name, op, max_error):
     t = golden[f"eq/{name}_t"]
@@ -35,14 +35,14 @@ def test_translations_and_masks_match_golden(golden, name, op, max_error):
 
 def test_rotation_matrix_and_bandlimit_filter_match_golden(golden):
     angle = golden["eq/angle"]
-    assert relative_error(eq_ops.rotation_matrix(-angle), golden["eq/rotation_matrix_neg_angle"]) < 1e-6
-    f = eq_ops.affine_bandlimit_filter(eq_ops.rotation_matrix(angle), a=3, amax=6, up=4)
+    assert relative_error(equivariance.rotation_matrix(-angle), golden["eq/rotation_matrix_neg_angle"]) < 1e-6
+    f = equivariance.affine_bandlimit_filter(equivariance.rotation_matrix(angle), a=3, amax=6, up=4)
     assert relative_error(f, golden["eq/bandlimit_filter_rot"]) < 1e-5
 
 
 @pytest.mark.parametrize("name, op", [
-    ("frac_rotation", eq_ops.fractional_rotation),
-    ("pseudo_rotation", eq_ops.fractional_pseudo_rotation),
+    ("frac_rotation", equivariance.fractional_rotation),
+    ("pseudo_rotation", equivariance.fractional_pseudo_rotation),
 ])
 def test_rotations_and_masks_match_golden(golden, name, op):
     out, mask = op(_nhwc(golden["eq/img"]), golden["eq/angle"])
@@ -59,8 +59,8 @@ def test_masked_psnr_matches_golden(golden):
 def test_operators_work_under_jit_with_traced_parameters(golden):
     x = _nhwc(golden["eq/img"])
     t = golden["eq/frac_translation_t"]
-    jitted = jax.jit(eq_ops.fractional_translation)(x, t[0], t[1])
-    eager = eq_ops.fractional_translation(x, float(t[0]), float(t[1]))
+    jitted = jax.jit(equivariance.fractional_translation)(x, t[0], t[1])
+    eager = equivariance.fractional_translation(x, float(t[0]), float(t[1]))
     np.testing.assert_allclose(jitted[0], eager[0], atol=1e-6)
 
 

@@ -5,7 +5,7 @@ from conftest import load_golden, relative_error
 
 from stylegan_jax.eval import frechet_distance, inception_score, kernel_distance, mean_cov, precision_recall
 from stylegan_jax.eval.feature_stats import FeatureAccumulator
-from stylegan_jax.eval.ppl_math import slerp, trimmed_mean
+from stylegan_jax.eval.ppl import slerp, trimmed_mean
 
 
 @pytest.fixture(scope="module")

@@ -2,9 +2,8 @@
 import numpy as np
 
 from stylegan_jax import eval as sg_eval
-from stylegan_jax.eval.feature_stats import FeatureAccumulator, accumulate_features
-from stylegan_jax.eval.progress import ProgressLines
-from stylegan_jax.eval.sources import Generator, RealImages
+from stylegan_jax.eval.feature_stats import FeatureAccumulator, ProgressLines, accumulate_features
+from stylegan_jax.eval.inputs import Generator, RealImages
 from test_eval_registry import Z_DIM, _toy_generate, _toy_net
 
 

@@ -8,9 +8,8 @@ import pytest
 
 from stylegan_jax import eval as sg_eval
 from stylegan_jax.eval import frechet_distance, mean_cov
+from stylegan_jax.eval.inputs import Generator, RealImages, latents_and_labels
 from stylegan_jax.eval.ppl import ppl_distances
-from stylegan_jax.eval.sampling import latents_and_labels
-from stylegan_jax.eval.sources import Generator, RealImages
 from stylegan_jax.images import to_uint8
 from stylegan_jax.perceptual.lpips import LPIPS, _lpips_params
 

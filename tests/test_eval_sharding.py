@@ -4,8 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylegan_jax.eval.adapters import _redraw_noise, generator_source
-from stylegan_jax.eval.sampling import latents_and_labels
+from stylegan_jax.eval.inputs import _redraw_noise, generator_source, latents_and_labels
 from stylegan_jax.eval.sharding import ShardedBatchMap
 from stylegan_jax.sampling.render import input_transform
 from test_sampling_nets import reference, sg2, sg3

@@ -12,8 +12,8 @@ import pytest
 import official_pickle_writer as writer
 from stylegan_jax import eval as sg_eval
 from stylegan_jax.eval import metrics
+from stylegan_jax.eval.inputs import Generator, RealImages
 from stylegan_jax.eval.precision_recall import precision_recall
-from stylegan_jax.eval.sources import Generator, RealImages
 from stylegan_jax.perceptual import vgg16
 from stylegan_jax.perceptual.weight_files import MissingWeightsError
 

@@ -1,12 +1,12 @@
 """Evaluation metrics of the StyleGAN papers (FID, KID, IS, PR, PPL, EQ-T/EQ-R) and their feature networks."""
 from stylegan_jax.eval.feature_nets import (FeatureNet, fid_features, inception_pool3, inception_probabilities,
                                             vgg16_fc2)
-from stylegan_jax.eval.frechet import frechet_distance, mean_cov
+from stylegan_jax.eval.fid import frechet_distance, mean_cov
 from stylegan_jax.eval.inception_score import inception_score
+from stylegan_jax.eval.inputs import Generator, RealImages
 from stylegan_jax.eval.kid import kernel_distance
 from stylegan_jax.eval.metrics import METRICS, MetricOptions, append_jsonl, run_metrics
 from stylegan_jax.eval.precision_recall import precision_recall
-from stylegan_jax.eval.sources import Generator, RealImages
 from stylegan_jax.perceptual.lpips import lpips_distance, lpips_vgg16
 from stylegan_jax.perceptual.weight_files import MissingWeightsError
 

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.eval.images import check_uint8_nhwc
+from stylegan_jax.eval.inputs import check_uint8_nhwc
 from stylegan_jax.eval.sharding import ShardedBatchMap
 from stylegan_jax.perceptual import inception, vgg16, weight_files
 

@@ -1,13 +1,23 @@
-"""Features of an image stream, kept as rows and/or as float64 running moments, up to a row limit."""
+"""Features of an image stream: kept as rows and/or float64 running moments up to a row limit, cached on disk
+for real data (keyed by everything that determines them), and reported as progress lines."""
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
-from typing import Callable, Iterable
+import re
+import time
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from stylegan_jax.eval.frechet import moments_to_mean_cov
+
+def moments_to_mean_cov(feature_sum: np.ndarray, outer_sum: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance from running sums, the covariance divided by N (not N - 1) like the official code."""
+    if count <= 0:
+        raise ValueError("cannot compute feature statistics of zero items")
+    mean = feature_sum / count
+    return mean, outer_sum / count - np.outer(mean, mean)
 
 
 class FeatureAccumulator:
@@ -117,3 +127,72 @@ def accumulate_features(feature_fn: Callable[[np.ndarray], np.ndarray], batches:
         raise ValueError("no images to compute features of")
     return acc
 
+
+# The on-disk cache of real-data statistics.
+def default_cache_dir() -> pathlib.Path:
+    """$XDG_CACHE_HOME/stylegan_jax/metrics, by default ~/.cache/stylegan_jax/metrics."""
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "stylegan_jax" / "metrics"
+
+
+def cache_path(cache_dir: pathlib.Path, key: dict[str, Any]) -> pathlib.Path:
+    """File for the statistics described by `key` (dataset identity, resolution, x-flip, network, ...)."""
+    digest = hashlib.md5(repr(sorted(key.items())).encode("utf-8")).hexdigest()
+    label = re.sub(r"[^A-Za-z0-9._-]+", "_", str(key.get("dataset", "stats")))[:64]
+    return cache_dir / f"{label}-{digest}.npz"
+
+
+def cached_stats(cache_dir: pathlib.Path | None, key: dict[str, Any],
+                 compute: Callable[[], FeatureAccumulator]) -> FeatureAccumulator:
+    """Loads the statistics for `key` from cache_dir, or computes and stores them (no cache if None)."""
+    if cache_dir is None:
+        return compute()
+    path = cache_path(pathlib.Path(cache_dir), key)
+    if path.is_file():
+        return FeatureAccumulator.load(path)
+    stats = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stats.save(path)
+    return stats
+
+
+# Progress of a long feature computation: images done / total, rate and ETA.
+# progress(what, done, total): `done` of `total` images (None: unknown) of the stream `what` have their features.
+Progress = Callable[[str, int, int | None], None]
+
+
+class ProgressLines:
+    """A Progress that writes 'PREFIX WHAT: DONE/TOTAL images, RATE img/s, ETA S s' lines.
+
+    A line is written for the first report of a stream (0 images, before any work), then at most
+    every `interval` seconds, and for its last image; the rate counts from the first report.
+    """
+
+    def __init__(self, prefix: str = "", write: Callable[[str], None] = print, interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self.prefix, self.write, self.interval, self.clock = prefix, write, interval, clock
+        self._what: str | None = None
+        self._start = self._last = 0.0
+        self._start_done = 0
+
+    def __call__(self, what: str, done: int, total: int | None) -> None:
+        now = self.clock()
+        if what != self._what:
+            self._what, self._start, self._last, self._start_done = what, now, now, done
+        elif now - self._last < self.interval and done != total:
+            return
+        else:
+            self._last = now
+        elapsed = now - self._start
+        rate = (done - self._start_done) / elapsed if elapsed > 0 else None
+        fields = [f"{done}/{total if total is not None else '?'} images"]
+        if rate:
+            fields.append(f"{rate:.1f} img/s")
+            if total is not None and done < total:
+                fields.append(f"ETA {(total - done) / rate:.0f} s")
+        self.write(f"{self.prefix}{what}: {', '.join(fields)}")
+
+
+def stream_report(progress: Progress | None, what: str, total: int | None) -> Callable[[int], None] | None:
+    """`progress` narrowed to the stream `what` of `total` images: report(done), or None without progress."""
+    return None if progress is None else lambda done: progress(what, done, total)

@@ -15,17 +15,14 @@ import numpy as np
 from stylegan_jax.eval import feature_nets
 from stylegan_jax.eval.equivariance import equivariance_psnr
 from stylegan_jax.eval.feature_nets import FeatureNet
-from stylegan_jax.eval.feature_stats import FeatureAccumulator, accumulate_features
-from stylegan_jax.eval.frechet import frechet_distance
+from stylegan_jax.eval.feature_stats import (FeatureAccumulator, Progress, accumulate_features, cached_stats,
+                                             default_cache_dir, stream_report)
+from stylegan_jax.eval.fid import frechet_distance
 from stylegan_jax.eval.inception_score import inception_score
+from stylegan_jax.eval.inputs import Generator, RealImages, latents_and_labels
 from stylegan_jax.eval.kid import kernel_distance
-from stylegan_jax.eval.ppl import ppl_distances
-from stylegan_jax.eval.ppl_math import trimmed_mean
+from stylegan_jax.eval.ppl import ppl_distances, trimmed_mean
 from stylegan_jax.eval.precision_recall import precision_recall
-from stylegan_jax.eval.progress import Progress, stream_report
-from stylegan_jax.eval.sampling import latents_and_labels
-from stylegan_jax.eval.sources import Generator, RealImages
-from stylegan_jax.eval.stats_cache import cached_stats, default_cache_dir
 from stylegan_jax.images import to_uint8
 from stylegan_jax.perceptual.lpips import lpips_vgg16
 

@@ -1,4 +1,5 @@
-"""Perceptual Path Length of a generator (StyleGAN's PPL, as the official ppl2_wend computes it)."""
+"""Perceptual Path Length of a generator (StyleGAN's PPL, as the official ppl2_wend computes it), with its math:
+spherical interpolation and the trimmed mean."""
 from __future__ import annotations
 
 from typing import Callable
@@ -7,12 +8,34 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from stylegan_jax.eval.ppl_math import slerp
-from stylegan_jax.eval.sampling import latents_and_labels
+from stylegan_jax.eval.inputs import latents_and_labels
 
 Mapping = Callable[[jax.Array, jax.Array], jax.Array]          # (z, c) -> ws [N, num_ws, w_dim]
 Synthesis = Callable[[jax.Array, jax.Array], jax.Array]        # (ws, noise_key) -> images NHWC in [-1, 1]
 Distance = Callable[[jax.Array, jax.Array], jax.Array]         # (img0, img1) -> [N], e.g. LPIPS
+
+
+def _normalize(x: jax.Array) -> jax.Array:
+    return x / jnp.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def slerp(a: jax.Array, b: jax.Array, t: jax.Array) -> jax.Array:
+    """Spherical interpolation between the directions of a and b ([..., D]); t broadcasts as [..., 1]."""
+    a, b = _normalize(a), _normalize(b)
+    d = jnp.sum(a * b, axis=-1, keepdims=True)
+    p = t * jnp.arccos(d)
+    c = _normalize(b - d * a)
+    return _normalize(a * jnp.cos(p) + c * jnp.sin(p))
+
+
+def trimmed_mean(dist: np.ndarray) -> float:
+    """Mean of the values between the 1st ('lower') and 99th ('higher') percentiles, as the official PPL."""
+    dist = np.asarray(dist)
+    if dist.ndim != 1 or dist.size == 0:
+        raise ValueError(f"PPL distances must be a non-empty vector, got shape {dist.shape}")
+    lo = np.percentile(dist, 1, method="lower")
+    hi = np.percentile(dist, 99, method="higher")
+    return float(dist[(dist >= lo) & (dist <= hi)].mean())
 
 
 def _prepare_for_lpips(img: jax.Array, crop: bool) -> jax.Array:
@@ -57,4 +80,3 @@ def ppl_distances(mapping: Mapping, synthesis: Synthesis, distance: Distance, z_
         img0, img1 = jnp.split(_prepare_for_lpips(synthesis(ws, key_noise), crop), 2)
         out.append(np.asarray(distance(img0, img1), np.float32) / np.float32(epsilon ** 2))
     return np.concatenate(out)[:num_samples]
-

@@ -1,4 +1,5 @@
-"""Fréchet Inception Distance between two Gaussians fitted to feature sets."""
+"""Fréchet Inception Distance: the distance between two Gaussians fitted to feature sets (their statistics:
+feature_stats.py; the Inception: eval/feature_nets.py)."""
 from __future__ import annotations
 
 import warnings
@@ -6,13 +7,7 @@ import warnings
 import numpy as np
 import scipy.linalg
 
-
-def moments_to_mean_cov(feature_sum: np.ndarray, outer_sum: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance from running sums, the covariance divided by N (not N - 1) like the official code."""
-    if count <= 0:
-        raise ValueError("cannot compute feature statistics of zero items")
-    mean = feature_sum / count
-    return mean, outer_sum / count - np.outer(mean, mean)
+from stylegan_jax.eval.feature_stats import moments_to_mean_cov
 
 
 def mean_cov(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
