@@ -14,9 +14,8 @@ from typing import Sequence
 
 import numpy as np
 
+from stylegan_jax.images import grid_shape, image_grid, save_image, save_seed_images
 from stylegan_jax.sampling import cli
-from stylegan_jax.images import image_grid, save_image
-from stylegan_jax.sampling.image_io import grid_shape, save_seed_images
 from stylegan_jax.sampling.parsing import parse_grid, parse_seeds, parse_vec2
 from stylegan_jax.sampling.render import DEFAULT_BATCH_SIZE, generate_images
 

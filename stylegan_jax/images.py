@@ -1,7 +1,10 @@
-"""Image conventions shared by training, sampling and evaluation."""
+"""Image conventions shared by training, sampling and evaluation: uint8 conversion, grids, and writing image files."""
 from __future__ import annotations
 
+import math
 import os
+import pathlib
+from typing import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +31,12 @@ def image_grid(images: np.ndarray, cols: int, rows: int) -> np.ndarray:
     return padded.reshape(rows, cols, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, cols * w, c)
 
 
+def grid_shape(count: int, cols: int | None = None) -> tuple[int, int]:
+    """(cols, rows) of a grid for `count` images: `cols` columns, or near-square by default."""
+    cols = max(1, math.ceil(math.sqrt(count))) if cols is None else cols
+    return cols, max(1, math.ceil(count / cols))
+
+
 def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
     """Writes one uint8 HWC image (1 or 3 channels) as PNG/JPEG by extension, locally or to gs://."""
     image = np.asarray(image)
@@ -40,3 +49,15 @@ def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
         raise ValueError(f"cannot tell the image format of {path} from its extension")
     with fileio.open_file(path, "wb") as f:
         picture.save(f, format=image_format)
+
+
+def save_seed_images(outdir: str | os.PathLike, seeds: Sequence[int], images: np.ndarray) -> list[pathlib.Path]:
+    """Writes images[i] to outdir/seed{seeds[i]:04d}.png (creating outdir), like gen_images.py."""
+    if len(seeds) != len(images):
+        raise ValueError(f"{len(seeds)} seeds for {len(images)} images")
+    outdir = pathlib.Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    paths = [outdir / f"seed{seed:04d}.png" for seed in seeds]
+    for path, image in zip(paths, images):
+        save_image(image, path)
+    return paths

@@ -24,8 +24,7 @@ from stylegan_jax.images import save_image
 from stylegan_jax.perceptual.lpips import lpips_vgg16
 from stylegan_jax.perceptual.weight_files import MissingWeightsError
 from stylegan_jax.sampling import cli
-from stylegan_jax.sampling.image_io import load_target
-from stylegan_jax.sampling.projection import Projection, project
+from stylegan_jax.sampling.projection import Projection, load_target, project
 from stylegan_jax.sampling.render import generate_images
 from stylegan_jax.sampling.video_io import write_video
 

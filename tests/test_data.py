@@ -12,7 +12,7 @@ import pytest
 from conftest import SHARED
 from stylegan_jax.data import (DatasetConfigError, default_dataset_config, iterate_images, open_dataset,
                                validate_dataset_config)
-from stylegan_jax.data.images import to_training_array
+from stylegan_jax.data.decoding import to_training_array
 
 RES = 16
 NUM_LABELLED = 12

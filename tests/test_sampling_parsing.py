@@ -3,10 +3,11 @@ import numpy as np
 import PIL.Image
 import pytest
 
+from stylegan_jax.images import grid_shape, save_seed_images
 from stylegan_jax.sampling import interpolation, video_io
-from stylegan_jax.sampling.image_io import grid_shape, load_target, save_seed_images
 from stylegan_jax.sampling.latents import class_labels, seeds_to_z
 from stylegan_jax.sampling.parsing import MAX_SEED, parse_grid, parse_range, parse_seeds, parse_vec2
+from stylegan_jax.sampling.projection import load_target
 from stylegan_jax.sampling.render import input_transform
 from stylegan_jax.sampling.style_mixing import mix_ws, parse_styles, style_ranges
 

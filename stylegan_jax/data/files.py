@@ -10,7 +10,7 @@ import numpy as np
 
 from stylegan_jax import fileio
 from stylegan_jax.data.config import DatasetConfigError
-from stylegan_jax.data.images import IMAGE_SUFFIXES
+from stylegan_jax.data.decoding import IMAGE_SUFFIXES
 
 LABELS_FILE = "dataset.json"
 

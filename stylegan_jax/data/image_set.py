@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from stylegan_jax.data.config import DatasetConfig, DatasetConfigError
-from stylegan_jax.data.images import DECODE_ERRORS, to_training_array
+from stylegan_jax.data.decoding import DECODE_ERRORS, to_training_array
 from stylegan_jax.data.pipeline import default_num_threads, load_batches
 from stylegan_jax.data.sources import open_source
 

@@ -11,7 +11,7 @@ from google.protobuf.message import DecodeError
 
 from stylegan_jax import fileio
 from stylegan_jax.data._tf import tensorflow
-from stylegan_jax.data.images import decode
+from stylegan_jax.data.decoding import decode
 
 _HEADER_BYTES = 12  # uint64 payload length, uint32 masked CRC of the length
 _FOOTER_BYTES = 4  # uint32 masked CRC of the payload

@@ -10,8 +10,8 @@ import PIL.Image
 
 from stylegan_jax import fileio
 from stylegan_jax.data.config import TFRECORD_METADATA, DatasetConfig, DatasetConfigError
+from stylegan_jax.data.decoding import decode, header_channels
 from stylegan_jax.data.files import ImageFiles
-from stylegan_jax.data.images import decode, header_channels
 from stylegan_jax.data.records import RecordSource, TFRecordReader
 
 
@@ -23,10 +23,10 @@ class Source(Protocol):
     size: int
 
     def read(self, index: int) -> PIL.Image.Image:
-        """Image `index`, fully decoded (raises one of images.DECODE_ERRORS when unreadable)."""
+        """Image `index`, fully decoded (raises one of decoding.DECODE_ERRORS when unreadable)."""
 
     def channels_of(self, index: int) -> int:
-        """Channels of image `index`, reading as little as possible (raises one of images.DECODE_ERRORS)."""
+        """Channels of image `index`, reading as little as possible (raises one of decoding.DECODE_ERRORS)."""
 
     def describe(self, index: int) -> str:
         """Where image `index` is, for messages."""

@@ -8,8 +8,7 @@ import jax
 import numpy as np
 import scipy.interpolate
 
-from stylegan_jax.images import image_grid
-from stylegan_jax.sampling.image_io import grid_shape
+from stylegan_jax.images import grid_shape, image_grid
 from stylegan_jax.sampling.latents import seeds_to_z
 from stylegan_jax.sampling.render import DEFAULT_BATCH_SIZE, compute_ws, iter_images
 

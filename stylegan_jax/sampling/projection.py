@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
@@ -15,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import PIL.Image
 from flax import traverse_util
 
 from stylegan_jax.sampling.batching import static_module
@@ -22,6 +24,28 @@ from stylegan_jax.sampling.render import compute_ws, generate_images
 
 DistanceFn = Callable[[jax.Array, jax.Array], jax.Array]
 VGG_MAX_RESOLUTION = 256  # larger images are area-downsampled to this before the distance
+
+
+def load_target(path: str | os.PathLike, resolution: int, channels: int = 3) -> np.ndarray:
+    """Reads an image as uint8 [resolution, resolution, channels]: centre square crop, then Lanczos resize.
+
+    Like the official projector, any aspect ratio is accepted (non-square images lose the sides of
+    their longer dimension). Raises ValueError when the file is not a readable image, or when its
+    centre square is smaller than `resolution` (it would have to be invented by upscaling).
+    """
+    try:
+        with PIL.Image.open(path) as image:
+            image = image.convert("L" if channels == 1 else "RGB")
+    except (OSError, PIL.UnidentifiedImageError, ValueError) as e:
+        raise ValueError(f"cannot read image {os.fspath(path)!r}: {e}") from e
+    w, h = image.size
+    s = min(w, h)
+    if s < resolution:
+        raise ValueError(f"target image {os.fspath(path)!r} is {w}x{h}: its centre square is smaller than the "
+                         f"generator's {resolution}x{resolution} output; use a photo of at least that size")
+    image = image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
+    image = image.resize((resolution, resolution), PIL.Image.LANCZOS)
+    return np.asarray(image, np.uint8).reshape(resolution, resolution, channels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +118,7 @@ def project(G: nn.Module, variables: Any, target: np.ndarray, *, num_steps: int 
     """Finds w (one for all layers, or one per layer with w_plus) whose image matches `target`.
 
     `target` is uint8 [img_resolution, img_resolution, img_channels], as the official projector
-    requires (image_io.load_target crops and resizes a photo to it). `distance_fn(img0, img1)`
+    requires (load_target crops and resizes a photo to it). `distance_fn(img0, img1)`
     compares NHWC RGB images in [-1, 1] (default: LPIPS-VGG16). `on_step(step, loss, distance)`
     is called after every step.
     """

@@ -1,4 +1,4 @@
-"""Turning a decoded image into a training image: channel conversion, centre crop, resize."""
+"""Decoding PNG/JPEG files, and turning a decoded image into a training image: channels, centre crop, resize."""
 from __future__ import annotations
 
 import zlib
