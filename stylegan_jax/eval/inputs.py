@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import PIL.Image
 
-from stylegan_jax.data.images import IMAGE_SUFFIXES
+from stylegan_jax.data.decoding import IMAGE_SUFFIXES
 from stylegan_jax.eval.sharding import ShardedBatchMap
 from stylegan_jax.networks.layers import takes_transform
 
