@@ -42,9 +42,10 @@ def parse_flags(argv: list[str]) -> list[str]:
 
 def main(argv):
     del argv
-    from stylegan_jax.training.runtime import initialize_runtime
+    from stylegan_jax.runtime import enable_compilation_cache, initialize_runtime
 
     initialize_runtime(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    enable_compilation_cache()
     from stylegan_jax.training.loop import TrainingDiverged, train_and_evaluate
 
     try:

@@ -1,9 +1,12 @@
-"""Process set-up before JAX is used, shared by every command line: joining a multi-process run."""
+"""Process set-up before JAX is used, shared by every command line: joining a multi-process run and the
+persistent compilation cache."""
 from __future__ import annotations
 
 import os
 
 import jax
+
+DEFAULT_COMPILATION_CACHE = os.path.join(os.path.expanduser("~"), ".cache", "stylegan_jax", "jax")
 
 
 def initialize_runtime(coordinator_address: str | None = None, num_processes: int | None = None,
@@ -16,3 +19,11 @@ def initialize_runtime(coordinator_address: str | None = None, num_processes: in
                                    process_id=process_id)
     elif on_tpu_pod:
         jax.distributed.initialize()
+
+
+def enable_compilation_cache() -> str:
+    """Turns on JAX's persistent compilation cache in $JAX_COMPILATION_CACHE_DIR, else DEFAULT_COMPILATION_CACHE,
+    so that a restarted or resumed run loads its compiled steps instead of compiling them again; returns the directory."""
+    directory = jax.config.jax_compilation_cache_dir or DEFAULT_COMPILATION_CACHE
+    jax.config.update("jax_compilation_cache_dir", directory)
+    return directory

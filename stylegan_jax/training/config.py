@@ -201,9 +201,9 @@ def _check_metrics(names: list[str], weights: ml_collections.ConfigDict) -> None
             raise ValueError(f"config.metric_weights.{key}: no such file {path!r}")
     if not names:
         return
-    from stylegan_jax.eval import weight_files
+    from stylegan_jax.perceptual import weight_files
     from stylegan_jax.eval.feature_nets import INCEPTION_PACKAGE
-    from stylegan_jax.eval.lpips import LPIPS_PACKAGE
+    from stylegan_jax.perceptual.lpips import LPIPS_PACKAGE
     from stylegan_jax.eval.metrics import METRICS
 
     unknown = [name for name in names if name not in METRICS]

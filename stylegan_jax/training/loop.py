@@ -5,20 +5,23 @@ import itertools
 import json
 import os
 import signal
+import time
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh
 
 from stylegan_jax import checkpoint, fileio
 from stylegan_jax.convert import load_official_pickle
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.images import image_grid, save_image, to_uint8
 from stylegan_jax.training import config as config_lib
+from stylegan_jax.training import narration
 from stylegan_jax.training.monitor import Monitor
-from stylegan_jax.training.state import TrainState
+from stylegan_jax.train_state import TrainState
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
 from stylegan_jax.tree_shapes import shape_mismatches
 
@@ -102,25 +105,31 @@ def _local_slice(global_rows: np.ndarray) -> np.ndarray:
     return global_rows[jax.process_index() * share:(jax.process_index() + 1) * share]
 
 
-def make_trainer(config: ml_collections.ConfigDict, G, D) -> Trainer:
-    """The Trainer of a config: losses, optimisers, augmentation and frozen D layers."""
+def make_trainer(config: ml_collections.ConfigDict, G, D, mesh: Mesh | None = None) -> Trainer:
+    """The Trainer of a config (losses, optimisers, augmentation, frozen D layers), on `mesh` or all devices."""
     return Trainer(G, D, LossConfig(**config.loss), OptimizerConfig(**config.optimizer), config.batch_size,
-                   augment=config_lib.augment_config(config), freeze_d=config.freeze_d)
+                   mesh=mesh, augment=config_lib.augment_config(config), freeze_d=config.freeze_d)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
     """Trains (or resumes) the run in `workdir` until config.total_kimg; returns the final state."""
     config_lib.validate_config(config, jax.device_count())
+    started = time.time()
     fileio.makedirs(workdir)
+    monitor = Monitor(workdir, config.batch_size)
+    monitor.record(f"Config: {config.to_json(indent=2, sort_keys=True)}")
+    monitor.log(narration.scanning_line(config.dataset))
     dataset = _open_dataset(config, config.seed)
     info = dataset.info
+    monitor.log(narration.dataset_line(info))
     g_spec, d_spec = config_lib.network_specs(config, info.c_dim, info.channels)
+    monitor.log("Building the networks ...")
     G, D = build_network(*g_spec), build_network(*d_spec)
     trainer = make_trainer(config, G, D)
-    monitor = Monitor(workdir, config.batch_size)
 
     manager = checkpoint.open_manager(workdir, config.max_to_keep)
     state = trainer.init_state(config.seed)
+    monitor.log(narration.networks_line(config.model.arch, state.g, state.d))
     if manager.latest_step() is not None:
         state, _, damaged = checkpoint.restore_newest_intact(manager, state, trainer.replicated)
         for bad in damaged:
@@ -170,6 +179,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     next_snapshot = nimg + int(config.snapshot_kimg * 1000)
     monitor.start(nimg)
     latest: dict[str, Any] = {}  # the last value of every metric, so lazy R1/PL show up at each tick
+    first_step = step
+    phase_names = ", ".join(phase.name for phase in trainer.phases if phase.main or phase.reg)
+    monitor.log(f"Compiling the training phases ({phase_names}) and running the first iteration ...")
     try:
         while nimg < total_nimg:
             batch = next(batches)
@@ -181,6 +193,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 config.ema_kimg, config_lib.ema_rampup(config))
             latest.update(metrics)
             step, nimg = step + 1, nimg + config.batch_size
+            if step == first_step + 1:
+                jax.block_until_ready(metrics)
+                monitor.log(f"First iteration done {time.time() - started:.0f} s after the start; a progress line "
+                            f"follows every {config.tick_kimg:g} kimg")
             stopping = stop.agreed(step)
             if nimg >= next_tick or nimg >= total_nimg or stopping:
                 next_tick += int(config.tick_kimg * 1000)
@@ -195,8 +211,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
                 next_snapshot += int(config.snapshot_kimg * 1000)
                 snapshot(state, step, nimg, stopping)
             if stopping:
-                monitor.log(f"{stop.signal_name}: saved step {step} ({nimg / 1e3:.1f} kimg), exiting")
+                monitor.log(f"{stop.signal_name}: saved step {step} ({nimg / 1e3:.3f} kimg), exiting")
                 break
+        manager.wait_until_finished()
+        if nimg >= total_nimg:
+            monitor.log(narration.done_line(workdir, checkpoint.checkpoint_dir(workdir), step, nimg,
+                                            time.time() - started))
     finally:  # also on divergence or an error: finish the checkpoint under way
         batches.close()  # frees the tf.data iterator now rather than at interpreter exit (a TF warning)
         try:
@@ -208,7 +228,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
 def _run_metrics(config, G, g_ema_vars) -> dict[str, Any]:
     from stylegan_jax.eval import MetricOptions, run_metrics
-    from stylegan_jax.eval.adapters import dataset_source, generator_source
+    from stylegan_jax.eval.inputs import dataset_source, generator_source
 
     # Host copies, placed on every device by the metric maps: generation and feature extraction are
     # sharded over all devices of all processes, and every process gets every row back.

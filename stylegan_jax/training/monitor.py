@@ -44,7 +44,12 @@ class Monitor:
         """Prints a line and appends it to log.txt."""
         if self.active:
             print(line, flush=True)
-            self._log.write(line + "\n")
+            self.record(line)
+
+    def record(self, text: str) -> None:
+        """Appends text to log.txt only (e.g. the config, too long for the console)."""
+        if self.active:
+            self._log.write(text + "\n")
             self._log.flush()
 
     def start(self, nimg: int) -> None:
@@ -63,7 +68,7 @@ class Monitor:
         values.update({"timing/sec_per_kimg": sec_per_kimg, "timing/images_per_sec": shown / (now - self._tick_time),
                        "progress/skipped_steps": skipped, "memory/host_peak_gib": host,
                        "memory/device_peak_gib": device})
-        fields = [f"kimg {nimg / 1e3:<8.1f}", f"time {now - self._start_time:<7.0f}s",
+        fields = [f"kimg {nimg / 1e3:<9.3f}", f"time {now - self._start_time:<7.0f}s",
                   f"sec/kimg {sec_per_kimg:<8.2f}", f"img/s {values['timing/images_per_sec']:<7.1f}"]
         fields += [f"{k.split('/')[-1]} {v:<8.4f}" for k, v in sorted(values.items())
                    if k.startswith(("loss/", "scores/", "pl_mean", "augment/"))]

@@ -1,0 +1,42 @@
+"""The lines a training run prints and logs about what it is doing: its data, networks and end."""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+
+from stylegan_jax import fileio
+
+
+def _count(variables: Any) -> str:
+    """The number of parameters of Flax variables, e.g. '1,234,567'."""
+    return f"{sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(variables['params'])):,}"
+
+
+def scanning_line(dataset_config) -> str:
+    """'Scanning the dataset (SOURCE PATH) ...' of a config's `dataset` section."""
+    where = " ".join(part for part in (dataset_config.source, dataset_config.path or dataset_config.name) if part)
+    return f"Scanning the dataset ({where}) ..."
+
+
+def dataset_line(info) -> str:
+    """'Dataset: NAME: N images, RxR, C channel(s), labels, x-flip' of a data.DatasetInfo."""
+    labels = f"{info.c_dim} classes" if info.c_dim else "no labels"
+    return (f"Dataset: {info.name}: {info.num_images} images, {info.resolution}x{info.resolution}, "
+            f"{info.channels} channel(s), {labels}, x-flip {'on' if info.xflip else 'off'}")
+
+
+def networks_line(arch: str, g_variables: Any, d_variables: Any) -> str:
+    """'Networks: ARCH G with N parameters, D with M, on K devices'."""
+    devices = jax.devices()
+    return (f"Networks: {arch} G with {_count(g_variables)} parameters, D with {_count(d_variables)}, "
+            f"on {len(devices)} {devices[0].platform.upper()} device(s)")
+
+
+def done_line(workdir: str, checkpoint_dir: str, step: int, nimg: int, seconds: float) -> str:
+    """The last line of a finished run: how far it went, how long it took and where its outputs are."""
+    minutes, secs = divmod(round(seconds), 60)
+    return (f"Done: {nimg / 1e3:.3f} kimg in {minutes} min {secs} s. Checkpoint: step {step} in {checkpoint_dir}; "
+            f"sample grids: {fileio.join(workdir, 'fakes_kimg*.png')}; log: {fileio.join(workdir, 'log.txt')}; "
+            f"TensorBoard: {fileio.join(workdir, 'tensorboard')}")
