@@ -51,7 +51,7 @@ def _augment_p_by_kimg(run: pathlib.Path) -> dict[int, float]:
 
 
 def _fid(run: pathlib.Path, step: int, reference: str, metric: str) -> float:
-    out = run / f"fid_step{step}.jsonl"
+    out = run / f"{metric}_{pathlib.Path(reference).name}_step{step}.jsonl"
     if not out.exists():
         subprocess.run([sys.executable, "-m", "stylegan_jax.evaluate", f"--metrics={metric}", f"--workdir={run}",
                         f"--step={step}", f"--data={reference}", f"--out={out}"], check=True)
@@ -59,14 +59,16 @@ def _fid(run: pathlib.Path, step: int, reference: str, metric: str) -> float:
     return float(next(iter(record["results"].values())))
 
 
-def report(runs: list[str], reference: str, metric: str, batch_size: int) -> str:
-    """FID and p per snapshot of every run, as a Markdown table."""
+def report(runs: list[str], reference: str, metric: str, batch_size: int, every_kimg: int) -> str:
+    """FID and p per snapshot (every `every_kimg` kimg) of every run, as a Markdown table."""
     rows = {}
     for run in map(pathlib.Path, runs):
         steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
         curve = _augment_p_by_kimg(run)
         for step in steps:
             kimg = step * batch_size // 1000
+            if kimg % every_kimg:
+                continue
             rows.setdefault(kimg, {})[run.name] = (_fid(run, step, reference, metric), curve.get(kimg))
     names = [pathlib.Path(r).name for r in runs]
     lines = ["| kimg | " + " | ".join(f"{n} {metric} | {n} p" for n in names) + " |",
@@ -97,11 +99,12 @@ def main() -> None:
     rep.add_argument("--reference", required=True, help="folder of reference images")
     rep.add_argument("--metric", default="fid1k_full")
     rep.add_argument("--batch-size", type=int, default=32)
+    rep.add_argument("--every-kimg", type=int, default=1, help="evaluate the snapshots at multiples of this")
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.utkface, args.out, args.train, args.reference, args.resolution, args.seed)
     else:
-        print(report(args.runs.split(","), args.reference, args.metric, args.batch_size))
+        print(report(args.runs.split(","), args.reference, args.metric, args.batch_size, args.every_kimg))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from conftest import GOLDEN, load_golden, relative_error
 from official_replay import replay_augment
 
 from stylegan_jax.augment import (HZ_FBANK, HZ_GEOM, PRESETS, AugmentSpec, augment, augment_from_draws,
-                                  augment_spec, draw_layout, draw_random, params_from_draws)
+                                  augment_spec, draw_layout, draw_random, geometric, params_from_draws)
+from stylegan_jax.augment.tiers import pad_tiers
 
 PATH = str(GOLDEN / "augment.npz")
 CASES = (json.loads(str(np.load(PATH)["meta/cases"])) if (GOLDEN / "augment.npz").exists()
@@ -108,3 +109,48 @@ def test_presets_and_errors():
         augment_spec("bgx")
     with pytest.raises(ValueError, match="unknown augmentation option.*xflipp"):
         augment_spec("bgc", xflipp=1)
+
+
+def test_pad_tiers():
+    assert pad_tiers(256, 256) == ((8, 8), (64, 64), (128, 128), (192, 192), (255, 255))
+    assert pad_tiers(32, 64) == ((8, 8), (8, 16), (16, 32), (24, 48), (31, 63))
+    assert pad_tiers(8, 8) == ((7, 7),)
+
+
+def _geometric_vjp(x, cotangent, theta, pads):
+    out, vjp = jax.vjp(lambda im: geometric.apply_geometric(im, theta, pads), x)
+    return out, vjp(cotangent)[0]
+
+
+@pytest.mark.parametrize("p", [0.0, 0.6])
+def test_every_covering_pad_tier_gives_the_largest_tiers_result(monkeypatch, p):
+    x, cotangent = _images((4, 32, 32, 3)), _images((4, 32, 32, 3), seed=1)
+    spec = augment_spec("bgc", xint_max=0.25, scale_std=0.4)
+    params = params_from_draws(draw_random(jax.random.key(5), spec, 4, 3, 32, 32), jnp.float32(p), spec, x.shape)
+    theta, pads = params["geom_theta"], params["geom_pad_lrtb"]
+    covering = [t for t in pad_tiers(32, 32) if min(t) >= int(jnp.max(pads))]
+    assert len(covering) >= 2
+    results = []
+    for tier in covering:
+        monkeypatch.setattr(geometric, "pad_tiers", lambda height, width, tier=tier: (tier,))
+        results.append(jax.jit(_geometric_vjp)(x, cotangent, theta, pads))
+    for out, grad in results[:-1]:
+        np.testing.assert_allclose(out, results[-1][0], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(grad, results[-1][1], rtol=0, atol=1e-6)
+
+
+def test_integer_aligned_transforms_compile_consistently():
+    # Flips, quarter turns and integer shifts put sampling positions on integers; the corner and the
+    # weights of each tap must come from the same float (XLA may otherwise round them differently).
+    x = _images((8, 32, 32, 3))
+    draws = draw_random(jax.random.key(4), PRESETS["blit"], 8, 3, 32, 32)
+    eager = augment_from_draws(x, draws, 1.0, PRESETS["blit"])
+    np.testing.assert_allclose(FROM_DRAWS_JIT(x, draws, 1.0, PRESETS["blit"]), eager, rtol=0, atol=1e-5)
+
+
+def test_vmap_runs_one_pad_tier():
+    x = _images((3, 2, 32, 32, 3))
+    keys = jax.random.split(jax.random.key(2), 3)
+    jaxpr = jax.make_jaxpr(jax.vmap(augment, in_axes=(0, 0, None, None)), static_argnums=3)(
+        x, keys, jnp.float32(0.7), PRESETS["bgc"])
+    assert "cond[" in str(jaxpr)

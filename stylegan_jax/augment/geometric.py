@@ -7,10 +7,14 @@ the pad is static (W-1 / H-1 reflected pixels per side) and everything beyond th
 """
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.augment.sampler import bilinear_patches, sample_patches
+from stylegan_jax.augment.tiers import pad_tiers, tier_index
 from stylegan_jax.ops import downsample2d, setup_filter, upsample2d
 
 # Symlet-6 wavelet low-pass decomposition filter (published coefficients).
@@ -103,55 +107,11 @@ def sampling_matrix(g_inv: jax.Array, pads: jax.Array, height: int, width: int) 
     return m[:, :2, :]
 
 
-def _gather_pixels(image: jax.Array, rows: jax.Array, cols: jax.Array) -> jax.Array:
-    """image[b, rows[b, ...], cols[b, ...], :] for NHWC `image` and in-range int32 indices."""
-    batch, height, width, channels = image.shape
-    flat = image.reshape(batch, height * width, channels)
-    index = (rows * width + cols).reshape(batch, -1)
-    picked = jax.vmap(lambda pixels, i: pixels[i])(flat, index)
-    return picked.reshape(rows.shape + (channels,))
-
-
-def _grid_sample(image: jax.Array, theta: jax.Array, window: tuple, out_size: tuple[int, int]) -> jax.Array:
-    """Bilinear sampling (zeros outside, align_corners=False) of the affine grid `theta` [B, 2, 3].
-
-    The sampled image is the window (top, left, height, width; traced ints) of `image`: positions
-    outside it read zeros. Output [B, out_h, out_w, C].
-    """
-    _, full_h, full_w, _ = image.shape
-    top, left, win_h, win_w = window
-    out_h, out_w = out_size
-    # Pixel centres of the output grid in [-1, 1] (affine_grid with align_corners=False).
-    xn = jnp.asarray((2 * np.arange(out_w) + 1) / out_w - 1, jnp.float32)[None, None, :]
-    yn = jnp.asarray((2 * np.arange(out_h) + 1) / out_h - 1, jnp.float32)[None, :, None]
-    t = theta[:, :, :, None, None]
-    gx = t[:, 0, 0] * xn + t[:, 0, 1] * yn + t[:, 0, 2]
-    gy = t[:, 1, 0] * xn + t[:, 1, 1] * yn + t[:, 1, 2]
-    half = _F32(0.5)
-    ix = (gx + _F32(1)) * (win_w.astype(jnp.float32) * half) - half
-    iy = (gy + _F32(1)) * (win_h.astype(jnp.float32) * half) - half
-    # Far-outside positions only need to stay outside: clip them before the integer conversion.
-    ix = jnp.clip(ix, -2, full_w + 1)
-    iy = jnp.clip(iy, -2, full_h + 1)
-    x0, y0 = jnp.floor(ix), jnp.floor(iy)
-    wx1, wy1 = ix - x0, iy - y0
-    wx0, wy0 = _F32(1) - wx1, _F32(1) - wy1
-    x0, y0 = x0.astype(jnp.int32), y0.astype(jnp.int32)
-    out = None
-    for dy, wy in ((0, wy0), (1, wy1)):
-        for dx, wx in ((0, wx0), (1, wx1)):
-            xi, yi = x0 + dx, y0 + dy
-            inside = (xi >= 0) & (xi < win_w) & (yi >= 0) & (yi < win_h)
-            value = _gather_pixels(image, jnp.clip(yi + top, 0, full_h - 1), jnp.clip(xi + left, 0, full_w - 1))
-            term = jnp.where(inside, wy * wx, _F32(0))[..., None] * value
-            out = term if out is None else out + term
-    return out
-
-
-def apply_geometric(images: jax.Array, theta: jax.Array, pads: jax.Array) -> jax.Array:
-    """Resamples NHWC `images` through theta (from `sampling_matrix`) with the official pads (l, r, t, b)."""
+def _tier_resample(images: jax.Array, pads: jax.Array, corners: jax.Array, weights: jax.Array,
+                   tier: tuple[int, int]) -> jax.Array:
+    """Reflect-pads by the static `tier` (zeros beyond the official pads), upsamples and samples the patches."""
     _, height, width, _ = images.shape
-    pad_x, pad_y = width - 1, height - 1
+    pad_y, pad_x = tier
     x = jnp.pad(images, ((0, 0), (pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode="reflect")
     left, right, top, bottom = pads[0], pads[1], pads[2], pads[3]
     cols = jnp.arange(width + 2 * pad_x)
@@ -159,7 +119,23 @@ def apply_geometric(images: jax.Array, theta: jax.Array, pads: jax.Array) -> jax
     keep_x = (cols >= pad_x - left) & (cols < pad_x + width + right)
     keep_y = (rows >= pad_y - top) & (rows < pad_y + height + bottom)
     x = jnp.where((keep_y[:, None] & keep_x[None, :])[None, :, :, None], x, _F32(0))
-    x = upsample2d(x, HZ_GEOM, up=2)
-    window = (2 * (pad_y - top), 2 * (pad_x - left), 2 * (height + top + bottom), 2 * (width + left + right))
-    x = _grid_sample(x, theta, window, (2 * (height + MARGIN), 2 * (width + MARGIN)))
+    # Two more zero rows / columns per side keep every patch (corners in [-1, window]) inside the array.
+    x = upsample2d(x, HZ_GEOM, up=2, padding=2)
+    origin = jnp.stack([2 * (pad_y - top) + 2, 2 * (pad_x - left) + 2])
+    return sample_patches(x, corners + origin, weights)
+
+
+def apply_geometric(images: jax.Array, theta: jax.Array, pads: jax.Array) -> jax.Array:
+    """Resamples NHWC `images` through theta (from `sampling_matrix`) with the official pads (l, r, t, b).
+
+    Runs at the smallest static pad tier that covers the pads (`tiers.pad_tiers`); every tier gives the
+    result of the official, draw-dependent pad.
+    """
+    _, height, width, _ = images.shape
+    left, right, top, bottom = pads[0], pads[1], pads[2], pads[3]
+    window = (2 * (height + top + bottom), 2 * (width + left + right))
+    corners, weights = bilinear_patches(theta, window, (2 * (height + MARGIN), 2 * (width + MARGIN)))
+    tiers = pad_tiers(height, width)
+    branches = [functools.partial(_tier_resample, tier=tier) for tier in tiers]
+    x = jax.lax.switch(tier_index(pads, tiers), branches, images, pads, corners, weights)
     return downsample2d(x, HZ_GEOM, down=2, padding=-MARGIN, flip_filter=True)
