@@ -38,6 +38,15 @@ def load_golden(name: str):
     return np.load(path, allow_pickle=False)
 
 
+@pytest.fixture(params=["cpu", "generic"])
+def conv_path(request):
+    """Runs the test on both convolution paths: the CPU rewrites and the accelerators' plain XLA forms."""
+    from stylegan_jax.ops.conv2d import conv_path as forced_conv_path
+
+    with forced_conv_path(request.param):
+        yield request.param
+
+
 @pytest.fixture(scope="session")
 def tiny_straight_run(tmp_path_factory):
     """The final state of an uninterrupted in-process run of tests/tiny_config.py on 8 devices."""

@@ -89,7 +89,7 @@ def replay_r3gan_loss(path: str) -> dict[str, np.ndarray]:
     (G, g_vars), (D, d_vars) = nets["G"], nets["D"]
     values, d_grads, d_terms, fake = _discriminator_phase(G, D, g_vars, d_vars, real, z, c, gamma, scale)
     g_loss, g_grads, g_terms = _generator_phase(G, D, g_vars, d_vars, real, z, c, scale)
-    out = {name: np.asarray(v, np.float32) for name, v in zip(["D/loss", "D/adv_mean", "D/r1_mean", "D/r2_mean"], values)}
+    out = dict(zip(["D/loss", "D/adv_mean", "D/r1_mean", "D/r2_mean"], values))
     out.update({
         "D/adv_loss": d_terms.adversarial, "D/rel_logits": d_terms.relativistic_logits, "D/r1": d_terms.r1,
         "D/r2": d_terms.r2, "real_logits": d_terms.real_logits, "fake_logits": d_terms.fake_logits,

@@ -9,8 +9,9 @@ from stylegan_jax.ops.grouped_conv import grouped_conv2d
 
 
 def _reference(x, w, groups, padding):
-    return jax.lax.conv_general_dilated(x, w, (1, 1), ((padding, padding),) * 2, dimension_numbers=("NHWC", "OIHW", "NHWC"),
-                                        feature_group_count=groups, precision=jax.lax.Precision.HIGHEST)
+    return jax.lax.conv_general_dilated(x, w, (1, 1), ((padding, padding),) * 2,
+                                        dimension_numbers=("NHWC", "OIHW", "NHWC"), feature_group_count=groups,
+                                        precision=jax.lax.Precision.HIGHEST)
 
 
 @pytest.mark.parametrize("batch, size, in_channels, out_channels, groups, kernel, padding", [

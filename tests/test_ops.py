@@ -10,6 +10,7 @@ import pytest
 from conftest import load_golden, relative_error
 from golden_ops import case_names, nchw_to_nhwc
 from stylegan_jax import ops
+from stylegan_jax.ops import conv2d as conv2d_module, cpu_conv
 
 TOL = 1e-5
 
@@ -71,7 +72,7 @@ def test_bias_act_matches_official(golden, name):
 
 
 @pytest.mark.parametrize("name", case_names("conv2d_resample/"))
-def test_conv2d_resample_matches_official(golden, name):
+def test_conv2d_resample_matches_official(golden, name, conv_path):
     data, cases = golden
     kw = cases[name]
     out = ops.conv2d_resample(nchw_to_nhwc(data[f"{name}/in/x"]), data[f"{name}/in/w"], f=data[kw["f"]],
@@ -81,7 +82,7 @@ def test_conv2d_resample_matches_official(golden, name):
 
 
 @pytest.mark.parametrize("name", case_names("modconv_sg2/"))
-def test_modulated_conv2d_matches_official(golden, name):
+def test_modulated_conv2d_matches_official(golden, name, conv_path):
     data, cases = golden
     kw = cases[name]
     noise = data.get(f"{name}/in/noise")
@@ -216,64 +217,83 @@ def test_bad_input_gets_clear_error(call, message):
         call()
 
 
+def _derivatives(fn, inputs, probe, tangents):
+    """fn's value, gradients of sum(fn * probe), a second-order gradient (of the squared first input's
+    gradient, as R1), a jvp, a jvp of the gradient (forward over reverse) and a vmapped gradient."""
+    loss = lambda *a: jnp.sum(fn(*a) * probe)
+    argnums = tuple(range(len(inputs)))
+    grads = jax.grad(loss, argnums=argnums)(*inputs)
+    r1 = jax.grad(lambda *a: jnp.sum(jax.grad(loss)(*a) ** 2), argnums=argnums[1:])(*inputs)
+    _, tangent = jax.jvp(fn, inputs, tangents)
+    _, hvp = jax.jvp(jax.grad(loss, argnums=argnums), inputs, tangents)
+    mapped = jax.vmap(lambda x: jax.grad(lambda x: jnp.sum(fn(x[None], *inputs[1:]) ** 2))(x))(inputs[0])
+    return fn(*inputs), *grads, *r1, tangent, *hvp, mapped
+
+
+def _assert_cpu_forms_equal_xla(fn, inputs, seed):
+    """The CPU rewrites against XLA's plain forms, in float64: every derivative of _derivatives."""
+    rng = np.random.default_rng(seed)
+    with conv2d_module.conv_path("generic"):
+        probe = rng.standard_normal(jax.eval_shape(fn, *inputs).shape)
+        tangents = tuple(rng.standard_normal(np.shape(a)) for a in inputs)
+        theirs = jax.jit(_derivatives, static_argnums=0)(fn, inputs, probe, tangents)
+    with conv2d_module.conv_path("cpu"):
+        ours = jax.jit(_derivatives, static_argnums=0)(fn, inputs, probe, tangents)
+    for a, b in zip(ours, theirs):
+        assert a.shape == b.shape
+        assert float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))) < 1e-12
+
+
 @pytest.mark.parametrize("stacked", [False, True])
 @pytest.mark.parametrize("stride", [2, 3])
-def test_polyphase_transposed_conv_equals_the_input_dilated_conv(stride, stacked, monkeypatch):
-    """Both forms of the transposed conv (phases separate, or stacked into one conv's channels, which
-    CPU takes for few channels and groups=1) against XLA's input-dilated convolution."""
-    from stylegan_jax.ops import conv2d as conv2d_module
-    from stylegan_jax.ops.conv2d import transposed_conv2d
-
-    monkeypatch.setattr(conv2d_module, "_STACKED_PHASE_CHANNELS", 10 ** 9 if stacked else 0)
-
+def test_cpu_transposed_conv_equals_xla(stride, stacked, monkeypatch):
+    """Both polyphase forms of the transposed conv (phases separate, or stacked into one conv's
+    channels, which the CPU takes for few channels and groups=1) against XLA's input-dilated conv."""
+    monkeypatch.setattr(cpu_conv, "_STACKED_PHASE_CHANNELS", 10 ** 9 if stacked else 0)
     rng = np.random.default_rng(stride)
-    worst = 0.0
     with jax.enable_x64(True):
         for kh, kw, ph, pw, groups, flip in [(3, 3, 0, 0, 1, True), (3, 3, 1, 1, 1, False), (4, 1, 2, 0, 2, True),
                                              (1, 3, 0, 2, 2, False), (2, 2, 1, 0, 1, False)]:
             x = rng.standard_normal((2, 5, 4, 4))
             w = rng.standard_normal((6, 4 // groups, kh, kw))
-            pad = ((kh - 1 - ph,) * 2, (kw - 1 - pw,) * 2)
-            expected = jax.lax.conv_general_dilated(
-                x, w if flip else jnp.flip(w, (2, 3)), (1, 1), pad, lhs_dilation=(stride, stride),
-                dimension_numbers=("NHWC", "OIHW", "NHWC"), feature_group_count=groups)
-            actual = transposed_conv2d(x, w, stride, (ph, pw), groups, flip)
-            assert actual.shape == expected.shape
-            worst = max(worst, float(jnp.max(jnp.abs(actual - expected))))
-    assert worst < 1e-12
+            conv = lambda x, w: conv2d_module.transposed_conv2d(x, w, stride, (ph, pw), groups, flip)
+            _assert_cpu_forms_equal_xla(conv, (x, w), kh * 10 + kw)
 
 
-@pytest.mark.parametrize("stride", [1, 2, 3])
-def test_conv2d_custom_gradients_equal_xla_autodiff(stride, monkeypatch):
-    """conv2d's rewrites (own VJP, polyphase strides, 1x1 products) against XLA's convolution,
-    values and gradients to second order; every unstrided shape takes the own VJP here."""
-    from stylegan_jax.ops import conv2d as conv2d_module
-    from stylegan_jax.ops.conv2d import conv2d
+# (kernel h, w, padding, height, width, in, out channels, groups): 'same', full (StyleGAN3) and
+# asymmetric padding, unpadded (a padding column), 1x1 products contracting few or many channels in
+# each direction, and a grouped conv.
+_CONV_CASES = [(3, 3, ((1, 1), (1, 1)), 7, 6, 3, 4, 1), (3, 3, ((2, 2), (2, 2)), 5, 5, 3, 4, 1),
+               (4, 2, ((0, 1), (2, 0)), 9, 8, 3, 4, 1), (1, 1, ((0, 0), (0, 0)), 6, 7, 3, 4, 1),
+               (1, 1, ((0, 0), (0, 0)), 5, 6, 10, 9, 1), (1, 1, ((0, 0), (0, 0)), 5, 6, 3, 10, 1),
+               (3, 1, ((0, 0), (0, 0)), 8, 5, 3, 4, 1), (3, 3, ((1, 1), (1, 1)), 6, 6, 4, 6, 2)]
 
-    monkeypatch.setattr(conv2d_module, "_LARGE_TAP_MACS", 0)
+
+@pytest.mark.parametrize("stride, case", [(1, case) for case in _CONV_CASES]
+                         + [(2, _CONV_CASES[i]) for i in (0, 2, 7)] + [(3, _CONV_CASES[2])])
+def test_cpu_conv_equals_xla(stride, case, monkeypatch):
+    """conv2d's CPU rewrites (tap-wise weight gradients, polyphase strides, padding columns, 1x1
+    products unrolled or not in each direction) against XLA's convolution; every unstrided shape takes
+    the tap-wise form here."""
+    monkeypatch.setattr(cpu_conv, "_LARGE_TAP_MACS", 0)
+    kh, kw, padding, height, width, cin, cout, groups = case
     rng = np.random.default_rng(stride)
-    worst = 0.0
     with jax.enable_x64(True):
-        # 1x1 convs contract few channels unrolled and many as matrix products, in both directions.
-        for kh, kw, padding, height, width, cin, cout in [
-                (3, 3, ((1, 1), (1, 1)), 7, 6, 3, 4), (3, 3, ((2, 2), (2, 2)), 5, 5, 3, 4),
-                (4, 2, ((0, 1), (2, 0)), 9, 8, 3, 4), (1, 1, ((0, 0), (0, 0)), 6, 7, 3, 4),
-                (1, 1, ((0, 0), (0, 0)), 5, 6, 10, 9), (3, 1, ((0, 0), (0, 0)), 8, 5, 3, 4)]:
-            x = rng.standard_normal((2, height, width, cin))
-            w = rng.standard_normal((cout, cin, kh, kw))
-            probe = rng.standard_normal(conv2d(x, w, stride, padding).shape)
-            reference = lambda x, w: jax.lax.conv_general_dilated(
-                x, w, (stride, stride), padding, dimension_numbers=("NHWC", "OIHW", "NHWC"))
+        x = rng.standard_normal((2, height, width, cin))
+        w = rng.standard_normal((cout, cin // groups, kh, kw))
+        conv = lambda x, w: conv2d_module.conv2d(x, w, stride, padding, groups)
+        _assert_cpu_forms_equal_xla(conv, (x, w), kh * 10 + kw)
 
-            def first_and_second_order(conv):
-                loss = lambda x, w: jnp.sum(conv(x, w) * probe)
-                dx, dw = jax.grad(loss, argnums=(0, 1))(x, w)
-                r1 = jax.grad(lambda w: jnp.sum(jax.grad(loss)(x, w) ** 2))(w)
-                return conv(x, w), dx, dw, r1
 
-            ours = first_and_second_order(lambda x, w: conv2d(x, w, stride, padding))
-            theirs = first_and_second_order(reference)
-            for a, b in zip(ours, theirs):
-                assert a.shape == b.shape
-                worst = max(worst, float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b))))
-    assert worst < 1e-12
+def test_conv_path_is_part_of_the_jit_cache_key():
+    """A function jitted once is traced again on the other path (the 1x1 conv: a matrix product or XLA's conv)."""
+    x, w = _random_images((1, 4, 4, 16)), _random_images((16, 16, 1, 1), 1)
+    conv = jax.jit(lambda x, w: conv2d_module.conv2d(x, w))
+    expected = np.einsum("nhwi,oi->nhwo", x, w[:, :, 0, 0])
+    for path, op in (("cpu", "stablehlo.dot_general"), ("generic", "stablehlo.convolution")):
+        with conv2d_module.conv_path(path):
+            assert op in conv.lower(x, w).as_text()
+            np.testing.assert_allclose(conv(x, w), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="conv path"):
+        with conv2d_module.conv_path("gpu"):
+            pass

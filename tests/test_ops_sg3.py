@@ -72,7 +72,7 @@ def test_design_lowpass_filter_rejects_bad_numtaps(numtaps):
 # ---------------------------------------------------------------- modulated conv
 
 @pytest.mark.parametrize("name", case_names("modconv_sg3/"))
-def test_modulated_conv2d_matches_official(golden, name):
+def test_modulated_conv2d_matches_official(golden, name, conv_path):
     data, cases = golden
     kw = cases[name]
     inputs = {"x": nchw_to_nhwc(data[f"{name}/in/x"]), "w": data[f"{name}/in/w"], "s": data[f"{name}/in/s"]}

@@ -47,7 +47,8 @@ def _apply(module, variables, *args, **kwargs):
 
 def test_outputs_and_every_activation_match_official(network):
     name, data, module, variables = network
-    out, state = _apply(module, variables, *_inputs(data, module), capture_intermediates=True, mutable=["intermediates"])
+    out, state = _apply(module, variables, *_inputs(data, module), capture_intermediates=True,
+                        mutable=["intermediates"])
     expected = data["output/img"] if isinstance(module, Generator) else data["output/logits"]
     assert out.dtype == jnp.float32
     assert relative_error(_as_official(out), expected) < OUTPUT_TOL
@@ -167,7 +168,8 @@ def test_fresh_networks_follow_the_official_initialisation_law(network):
     mean near zero; the last conv of every block and every bias are exactly zero."""
     _, data, module, _ = network
     variables = _init(module, 7)
-    fresh = {n: np.asarray(leaf, np.float64) for n, (_, _, leaf) in flatten_variables({"params": variables["params"]}).items()}
+    fresh = {n: np.asarray(leaf, np.float64)
+             for n, (_, _, leaf) in flatten_variables({"params": variables["params"]}).items()}
     laws = {k[len("init/expected_std/"):]: float(data[k]) for k in data.keys() if k.startswith("init/expected_std/")}
     assert set(fresh) == set(laws)
     for n, std in laws.items():

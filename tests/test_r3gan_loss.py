@@ -53,7 +53,8 @@ def test_the_discriminator_gradient_is_the_sum_of_its_parts(replayed):
         float(ours["D/adv_mean"]) + gamma / 2 * (float(ours["D/r1_mean"]) + float(ours["D/r2_mean"])), rel=1e-6)
     for key in [k for k in ours if k.startswith("grad_param_D/")]:
         name = key.split("/", 1)[1]
-        parts = ours[f"grad_param_D_adv/{name}"] + gamma / 2 * (ours[f"grad_param_D_r1/{name}"] + ours[f"grad_param_D_r2/{name}"])
+        penalties = ours[f"grad_param_D_r1/{name}"] + ours[f"grad_param_D_r2/{name}"]
+        parts = ours[f"grad_param_D_adv/{name}"] + gamma / 2 * penalties
         assert relative_error(ours[key], parts) < 1e-5, key
 
 
@@ -139,8 +140,9 @@ def _network_file(path, class_name: str, init_kwargs: dict, seed: int) -> float:
     module = build_network(class_name, init_kwargs)
     variables = jax.jit(module.init)(jax.random.key(seed), *module.example_inputs())
     # The last conv of every block starts at zero; give every parameter some value, as the golden files do.
-    noise = jax.tree_util.tree_map(lambda x: 0.05 * np.random.default_rng(seed).standard_normal(x.shape), variables["params"])
-    state = to_official_state_dict(module, {**variables, "params": jax.tree_util.tree_map(jnp.add, variables["params"], noise)})
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(lambda x: x + 0.05 * rng.standard_normal(x.shape), variables["params"])
+    state = to_official_state_dict(module, {**variables, "params": params})
     np.savez(path, **state, **{"meta/class_name": class_name, "meta/init_kwargs": json.dumps(init_kwargs)})
     return sum(float(np.sum(v, dtype=np.float64)) for v in state.values())
 

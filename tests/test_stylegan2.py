@@ -80,7 +80,7 @@ def test_update_emas_updates_w_avg_like_official(gen):
     np.testing.assert_array_equal(same["buffers"]["mapping"]["w_avg"], v["buffers"]["mapping"]["w_avg"])
 
 
-def test_generator_gradients_match_official(gen):
+def test_generator_gradients_match_official(gen, conv_path):
     data, G, v = gen
     cotangent = np.transpose(data["input/img_cotangent"], (0, 2, 3, 1))
 
@@ -97,7 +97,7 @@ def test_generator_gradients_match_official(gen):
     assert relative_error(grad_ws, data["grad/ws"]) < TOL
 
 
-def test_discriminator_logits_and_gradients_match_official(disc):
+def test_discriminator_logits_and_gradients_match_official(disc, conv_path):
     data, D, v = disc
     img = np.transpose(data["input/img"], (0, 2, 3, 1))
     logits = D.apply(v, img, data["input/c"])

@@ -120,7 +120,8 @@ def test_images_match_official(net, images, case):
     assert relative_error(images[case], _nhwc(net.data[f"output/img_{case}"])) < TOL
 
 
-def test_gradients_match_official(net, grads):
+def test_gradients_match_official(net, conv_path):
+    grads = _gradients(net, net.z)
     d = net.data
     torgb = f"synthesis.L{net.G.num_layers}_{net.G.img_resolution}_{net.G.img_channels}."
     assert relative_error(grads.loss, d["output/loss"]) < TOL

@@ -36,7 +36,7 @@ def r3gan_init_kwargs(class_name: str, state_dict: Mapping[str, np.ndarray], fp1
                   img_resolution=4 * 2 ** (num_stages - 1))
     first_block = next((_block(s, b[0]) for s, b in enumerate(blocks) if b), None)
     if first_block is not None:
-        expand, mix = shapes[f"{first_block}.LinearLayer1.Layer.weight"], shapes[f"{first_block}.LinearLayer2.Layer.weight"]
+        expand, mix = (shapes[f"{first_block}.LinearLayer{i}.Layer.weight"] for i in (1, 2))
         kwargs.update(ExpansionFactor=expand[0] // expand[1], KernelSize=mix[2])
     else:
         kwargs.update(ExpansionFactor=DEFAULT_EXPANSION_FACTOR, KernelSize=DEFAULT_KERNEL_SIZE)

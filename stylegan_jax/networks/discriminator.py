@@ -106,6 +106,7 @@ class Discriminator(nn.Module):
     mapping_kwargs: Mapping[str, Any] = FrozenDict()
     epilogue_kwargs: Mapping[str, Any] = FrozenDict()
     compute_dtype: Any = None
+    remat: bool = False  # jax.checkpoint per block: less memory for about a third more compute
 
     @nn.nowrap
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
@@ -133,8 +134,9 @@ class Discriminator(nn.Module):
         common = dict(img_channels=self.img_channels, architecture=self.architecture, conv_clamp=self.conv_clamp)
 
         x = None
+        block = nn.remat(DiscriminatorBlock) if self.remat else DiscriminatorBlock
         for res in resolutions:
-            x, img = DiscriminatorBlock(
+            x, img = block(
                 channels[res] if res < self.img_resolution else 0, channels[res], channels[res // 2],
                 resolution=res, use_fp16=res >= fp16_res, compute_dtype=self.compute_dtype,
                 name=f"b{res}", **block_kwargs, **common)(x, img)

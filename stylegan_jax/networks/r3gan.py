@@ -45,18 +45,26 @@ class BlockSettings:
     total_blocks: int
     resampling_filter: tuple[float, ...]
 
-    def block(self, spec: StageSpec, name: str) -> ResidualBlock:
-        """A residual block of stage `spec`."""
-        return ResidualBlock(spec.width, spec.cardinality, self.expansion_factor, self.kernel_size,
-                             self.total_blocks, name=name)
 
-
-class GeneratorStage(nn.Module):
-    """Layers.0: the generative basis (first stage) or upsampling; Layers.1..B: residual blocks."""
+class Stage(nn.Module):
+    """What both networks' stages share: a spec, the block settings and a run of residual blocks."""
 
     spec: StageSpec
     settings: BlockSettings
-    first: bool
+
+    @nn.nowrap
+    def residual_blocks(self, x: jax.Array, first: int) -> jax.Array:
+        """The stage's residual blocks, named Layers.<first>, Layers.<first + 1>, ..."""
+        for i in range(self.spec.num_blocks):
+            x = ResidualBlock(self.spec.width, self.spec.cardinality, self.settings.expansion_factor,
+                              self.settings.kernel_size, self.settings.total_blocks, name=f"Layers.{first + i}")(x)
+        return x
+
+
+class GeneratorStage(Stage):
+    """Layers.0: the generative basis (first stage) or upsampling; Layers.1..B: residual blocks."""
+
+    first: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -66,37 +74,35 @@ class GeneratorStage(nn.Module):
             x = GenerativeBasis(spec.other, spec.width, name="Layers.0")(x)
         else:
             x = UpsampleLayer(spec.other, spec.width, self.settings.resampling_filter, name="Layers.0")(x)
-        for i in range(spec.num_blocks):
-            x = self.settings.block(spec, f"Layers.{i + 1}")(x)
-        return x
+        return self.residual_blocks(x, first=1)
 
 
-class DiscriminatorStage(nn.Module):
+class DiscriminatorStage(Stage):
     """Layers.0..B-1: residual blocks; Layers.B: downsampling or (last stage) the discriminative basis."""
 
-    spec: StageSpec
-    settings: BlockSettings
-    last: bool
+    last: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         spec = self.spec
-        x = x.astype(spec.dtype)
-        for i in range(spec.num_blocks):
-            x = self.settings.block(spec, f"Layers.{i}")(x)
+        x = self.residual_blocks(x.astype(spec.dtype), first=0)
         name = f"Layers.{spec.num_blocks}"
         if self.last:
             return DiscriminativeBasis(spec.width, spec.other, name=name)(x)
         return DownsampleLayer(spec.width, spec.other, self.settings.resampling_filter, name=name)(x)
 
 
-class GeneratorModel(nn.Module):
-    """z (and the embedded label) -> basis at 4x4 -> stages doubling the resolution -> 1x1 conv to RGB."""
+class Model(nn.Module):
+    """What both networks share: their stages, block settings and label embedding size."""
 
     stages: tuple[StageSpec, ...]
     settings: BlockSettings
     c_dim: int
     embed_features: int
+
+
+class GeneratorModel(Model):
+    """z (and the embedded label) -> basis at 4x4 -> stages doubling the resolution -> 1x1 conv to RGB."""
 
     @nn.compact
     def __call__(self, z: jax.Array, c: jax.Array | None) -> jax.Array:
@@ -108,14 +114,9 @@ class GeneratorModel(nn.Module):
         return Convolution(self.stages[-1].width, IMG_CHANNELS, name="AggregationLayer")(x)
 
 
-class DiscriminatorModel(nn.Module):
+class DiscriminatorModel(Model):
     """1x1 conv from RGB -> stages halving the resolution -> basis to a score (or, conditional, to a
     vector whose inner product with the label's embedding is the score)."""
-
-    stages: tuple[StageSpec, ...]
-    settings: BlockSettings
-    c_dim: int
-    embed_features: int
 
     @nn.compact
     def __call__(self, img: jax.Array, c: jax.Array | None) -> jax.Array:
@@ -185,6 +186,12 @@ class R3GANArguments(nn.Module):
         return [compute_dtype_for(s in low, self.compute_dtype) for s in range(count)]
 
     @nn.nowrap
+    def stage_specs(self, others: Sequence[int]) -> tuple[StageSpec, ...]:
+        """Every stage's spec; `others` are the other widths of their transition layers."""
+        return tuple(StageSpec(*fields) for fields in zip(
+            self.WidthPerStage, others, self.CardinalityPerStage, self.BlocksPerStage, self.stage_dtypes()))
+
+    @nn.nowrap
     def check_labels(self, c: jax.Array | None, batch: int) -> None:
         """Raises ValueError unless c is [batch, c_dim] (or None without labels)."""
         if self.c_dim == 0 and (c is None or c.size == 0):
@@ -213,10 +220,7 @@ class Generator(R3GANArguments):
         if z.ndim != 2 or z.shape[1] != self.NoiseDimension:
             raise ValueError(f"z must have shape [N, {self.NoiseDimension}], got {z.shape}")
         self.check_labels(c, z.shape[0])
-        widths = self.WidthPerStage
-        inputs = [self.NoiseDimension + self.ConditionEmbeddingDimension, *widths[:-1]]
-        stages = tuple(StageSpec(w, i, card, blocks, dtype) for w, i, card, blocks, dtype in zip(
-            widths, inputs, self.CardinalityPerStage, self.BlocksPerStage, self.stage_dtypes()))
+        stages = self.stage_specs([self.NoiseDimension + self.ConditionEmbeddingDimension, *self.WidthPerStage[:-1]])
         model = GeneratorModel(stages, settings, self.c_dim, self.ConditionEmbeddingDimension, name="Model")
         return model(z.astype(jnp.float32), None if self.c_dim == 0 else c.astype(jnp.float32)).astype(jnp.float32)
 
@@ -237,9 +241,6 @@ class Discriminator(R3GANArguments):
         if img.ndim != 4 or img.shape[1:] != expected:
             raise ValueError(f"images must be NHWC of shape [N, {', '.join(map(str, expected))}], got {img.shape}")
         self.check_labels(c, img.shape[0])
-        widths = self.WidthPerStage
-        outputs = [*widths[1:], self.ConditionEmbeddingDimension if self.c_dim > 0 else 1]
-        stages = tuple(StageSpec(w, o, card, blocks, dtype) for w, o, card, blocks, dtype in zip(
-            widths, outputs, self.CardinalityPerStage, self.BlocksPerStage, self.stage_dtypes()))
+        stages = self.stage_specs([*self.WidthPerStage[1:], self.ConditionEmbeddingDimension if self.c_dim > 0 else 1])
         model = DiscriminatorModel(stages, settings, self.c_dim, self.ConditionEmbeddingDimension, name="Model")
         return model(img, None if self.c_dim == 0 else c.astype(jnp.float32))

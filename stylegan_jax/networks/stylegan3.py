@@ -238,6 +238,7 @@ class SynthesisConfig:
     conv_clamp: float | None = 256
     magnitude_ema_beta: float = 0.999
     compute_dtype: Any = None  # dtype of the num_fp16_res highest-resolution layers (None: float32)
+    remat: bool = False  # jax.checkpoint per layer: less memory for about a third more compute
 
     def synthesis_config(self) -> "SynthesisConfig":
         """These hyperparameters alone, e.g. of a Generator that inherits them."""
@@ -272,8 +273,10 @@ class SynthesisNetwork(nn.Module):
         x = SynthesisInput(self.w_dim, int(channels[0]), int(sizes[0]), rates[0], plan.cutoffs[0],
                            name="input")(ws[:, 0], transform)
         # Layer i reads layer i - 1's grid; layer 0 reads the input, which shares its plan entry.
+        # update_emas (argument 3, counting the module) is static.
+        layer_class = nn.remat(SynthesisLayer, static_argnums=(3,)) if cfg.remat else SynthesisLayer
         for idx, src in enumerate(np.maximum(np.arange(cfg.num_layers + 1) - 1, 0)):
-            layer = SynthesisLayer(
+            layer = layer_class(
                 w_dim=self.w_dim, is_torgb=idx == cfg.num_layers,
                 is_critically_sampled=idx >= cfg.num_layers - cfg.num_critical,
                 use_fp16=bool(rates[idx] * 2 ** cfg.num_fp16_res > self.img_resolution),
@@ -286,7 +289,7 @@ class SynthesisNetwork(nn.Module):
                 lrelu_upsampling=cfg.lrelu_upsampling, use_radial_filters=cfg.use_radial_filters,
                 conv_clamp=cfg.conv_clamp, magnitude_ema_beta=cfg.magnitude_ema_beta,
                 compute_dtype=cfg.compute_dtype, name=f"L{idx}_{sizes[idx]}_{channels[idx]}")
-            x = layer(x, ws[:, idx + 1], update_emas=update_emas)
+            x = layer(x, ws[:, idx + 1], update_emas)
         if cfg.output_scale != 1:
             x = x * jnp.asarray(cfg.output_scale, x.dtype)
         return x.astype(jnp.float32)

@@ -1,43 +1,43 @@
-"""Plain and transposed 2-D convolutions (NHWC activations, OIHW weights) with a fast gradient.
+"""Plain and transposed 2-D convolutions (NHWC activations, OIHW weights), and the one place that
+picks their forms.
 
-On CPU these forms are rewritten, each measured to be faster under XLA:
-- 1x1 convolutions are matrix products (on every backend), or unrolled multiply-adds over few channels;
-- transposed convolutions with few output channels compute all their phases as one stacked conv;
-- unpadded convolutions get one padding column, cropped from the output;
-- strided convolutions are sums of unstrided ones over the input phases (polyphase);
-- unstrided convolutions padded beyond 'same' (StyleGAN3's full padding), or large ones, get their
-  own VJP. XLA:CPU computes their weight gradient as one convolution whose window is the whole
-  image, 10-100x slower than the forward pass; here it is one matrix product per kernel tap, and the
-  input gradient is a full correlation with the flipped kernel. Both are differentiable again, so
-  gradients of gradients (R1, path length) work; forward-mode differentiation (jvp) does not.
-GPUs and TPUs otherwise keep XLA's own convolutions and gradients.
+GPUs and TPUs get XLA's own convolutions and gradients (`xla_conv`); the CPU backend gets
+`cpu_conv`'s rewrites of the same functions, which XLA:CPU runs several times faster. `conv_path`
+forces either one on any backend (the tests prove the accelerator forms at parity on the CPU).
+The choice is made when a function is traced and is part of jit's cache key.
 """
 from __future__ import annotations
 
-import functools
+import contextlib
+from typing import Iterator
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from stylegan_jax.ops.filters import polyphase_taps
+from stylegan_jax.ops import cpu_conv, xla_conv
 
-_DIMENSIONS = ("NHWC", "OIHW", "NHWC")
-
-
-def _on_cpu() -> bool:
-    return jax.default_backend() == "cpu"
+CONV_PATHS = ("cpu", "generic")
+_FORCED_PATH = jax.make_user_context(default_value=None)
 
 
-def _xla_conv(x, w, stride, padding, groups):
-    # XLA:CPU runs an unpadded conv up to 3x slower than a padded one (measured: 147 vs 50 ms at
-    # 4x33x33, 512 -> 512 channels, 2x2), so there it gets one zero column, cropped from the output.
-    pad_column = (_on_cpu() and stride == 1 and padding == ((0, 0), (0, 0))
-                  and w.shape[2] * w.shape[3] > 1)
-    y = jax.lax.conv_general_dilated(x, w, window_strides=(stride, stride),
-                                     padding=((0, 0), (0, 1)) if pad_column else padding,
-                                     dimension_numbers=_DIMENSIONS, feature_group_count=groups)
-    return y[:, :, :-1] if pad_column else y
+@contextlib.contextmanager
+def conv_path(path: str) -> Iterator[None]:
+    """Within the block, convolutions are traced in the CPU rewrites ('cpu') or XLA's plain forms
+    ('generic') whatever the backend."""
+    if path not in CONV_PATHS:
+        raise ValueError(f"conv path must be one of {CONV_PATHS}, got {path!r}")
+    with _FORCED_PATH(path):
+        yield
+
+
+def uses_cpu_forms() -> bool:
+    """Whether convolutions traced now take cpu_conv's forms: as forced by `conv_path`, else on the CPU backend."""
+    forced = _FORCED_PATH.value
+    return jax.default_backend() == "cpu" if forced is None else forced == "cpu"
+
+
+def _forms():
+    return cpu_conv if uses_cpu_forms() else xla_conv
 
 
 def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0)), groups: int = 1,
@@ -47,204 +47,16 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding=((0, 0), (0, 0))
         w = jnp.flip(w, axis=(2, 3))
     w = w.astype(x.dtype)
     padding = tuple((int(lo), int(hi)) for lo, hi in padding)
-    if groups == 1 and stride == 1 and w.shape[2:] == (1, 1) and padding == ((0, 0), (0, 0)):
-        # A matrix product: XLA:CPU runs 1x1 convs (toRGB) and their gradients several times slower.
-        return _pointwise_conv(x, w[:, :, 0, 0])
-    if not _on_cpu() or min(min(p) for p in padding) < 0:
-        return _xla_conv(x, w, stride, padding, groups)
-    if stride > 1:
-        return _polyphase_strided_conv(x, w, stride, padding, groups)
-    if groups != 1 or _xla_gradient_is_fast(x.shape, w.shape, padding):
-        return _xla_conv(x, w, 1, padding, groups)
-    return _dense_conv(x, w, padding)
-
-
-# Matrix products contracting at most this many channels run as unrolled multiply-adds, which fuse
-# with their neighbours: a dot contracting 3 channels (fromRGB, toRGB's input gradient) ran 2.4 ms
-# at 4x256x256 -> 8 channels, the unrolled sum 0.19 ms; with toRGB's 8 input channels unrolled too,
-# the 256x256 StyleGAN2 generator's fwd+bwd ran 1.5-2 ms faster (in-process A/B, twice).
-_UNROLLED_CHANNELS = 8
-
-
-@jax.custom_vjp
-def _pointwise_conv(x: jax.Array, w: jax.Array) -> jax.Array:
-    """1x1 convolution of NHWC `x` with [O, I] weights `w` (a matrix product over channels)."""
-    if x.shape[-1] > _UNROLLED_CHANNELS:
-        return jnp.einsum("nhwi,oi->nhwo", x, w)
-    y = x[..., :1] * w[:, 0]
-    for i in range(1, x.shape[-1]):
-        y = y + x[..., i:i + 1] * w[:, i]
-    return y
-
-
-def _pointwise_conv_fwd(x, w):
-    return _pointwise_conv(x, w), (x, w)
-
-
-def _pointwise_conv_bwd(residuals, dy):
-    x, w = residuals
-    return _pointwise_conv(dy, w.T), jnp.einsum("nhwi,nhwo->oi", x, dy).astype(w.dtype)
-
-
-_pointwise_conv.defvjp(_pointwise_conv_fwd, _pointwise_conv_bwd)
-
-
-def _polyphase_strided_conv(x, w, stride, padding, groups):
-    """A strided correlation as the sum of stride**2 unstrided ones, one per input phase with the
-    matching every-stride-th taps (XLA:CPU runs strided convs at well under half its usual rate)."""
-    x = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
-    n, h, wd, c = x.shape
-    kh, kw = w.shape[2:]
-    out_h, out_w = (h - kh) // stride + 1, (wd - kw) // stride + 1
-    y = None
-    for r in range(min(stride, kh)):
-        for s in range(min(stride, kw)):
-            taps = w[:, :, r::stride, s::stride]
-            rows, cols = out_h + taps.shape[2] - 1, out_w + taps.shape[3] - 1
-            phase = jax.lax.slice(x, (0, r, s, 0), (n, r + (rows - 1) * stride + 1, s + (cols - 1) * stride + 1, c),
-                                  (1, stride, stride, 1))
-            term = conv2d(phase, taps, groups=groups)
-            y = term if y is None else y + term
-    return y
-
-
-# Above about this many multiply-adds per kernel tap XLA:CPU's weight gradient of a 'same' conv
-# falls behind the tap-wise one (measured: 4.1 s vs 1.3 s at 4x256x256, 128 -> 128 channels, 3x3;
-# 49 vs 25 ms at 4x33x33, 512 -> 512, 1x2; XLA's 1.5-3x faster at 4x64x64, 64 -> 64, 3x3).
-_LARGE_TAP_MACS = 4e8
-
-
-def _xla_gradient_is_fast(x_shape, w_shape, padding) -> bool:
-    """Whether XLA:CPU's own gradient of an unstrided conv is as fast: small, padded at most like 'same'."""
-    out_channels, in_channels, kh, kw = w_shape
-    same_or_less = max(padding[0]) <= (kh - 1) // 2 and max(padding[1]) <= (kw - 1) // 2
-    tap_macs = x_shape[0] * x_shape[1] * x_shape[2] * in_channels * out_channels
-    return same_or_less and tap_macs < _LARGE_TAP_MACS
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _dense_conv(x, w, padding):
-    return _xla_conv(x, w, 1, padding, 1)
-
-
-def _dense_conv_fwd(x, w, padding):
-    return _dense_conv(x, w, padding), (x, w)
-
-
-def _weight_gradient(x, dy, w_shape, padding):
-    """dw[o, i, a, b] = sum over n, y, x of x_padded[n, y + a, x + b, i] * dy[n, y, x, o]."""
-    _, _, kh, kw = w_shape
-    n, out_h, out_w, _ = dy.shape
-    xp = jnp.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
-    accumulate = jnp.promote_types(x.dtype, jnp.float32)
-    rows = []
-    for a in range(kh):
-        taps = [jnp.einsum("nhwi,nhwo->oi", xp[:, a:a + out_h, b:b + out_w], dy, preferred_element_type=accumulate)
-                for b in range(kw)]
-        rows.append(jnp.stack(taps, axis=-1))
-    return jnp.stack(rows, axis=-2)
-
-
-def _dense_conv_bwd(padding, residuals, dy):
-    x, w = residuals
-    dw = _weight_gradient(x, dy, w.shape, padding).astype(w.dtype)
-    # The input gradient: a full correlation with the flipped, transposed kernel, cropped to the input.
-    kh, kw = w.shape[2:]
-    w_t = jnp.flip(jnp.transpose(w, (1, 0, 2, 3)), axis=(2, 3))
-    full = conv2d(dy, w_t, padding=((kh - 1, kh - 1), (kw - 1, kw - 1)))
-    (py0, _), (px0, _) = padding
-    return full[:, py0:py0 + x.shape[1], px0:px0 + x.shape[2]], dw
-
-
-_dense_conv.defvjp(_dense_conv_fwd, _dense_conv_bwd)
-
-
-# On CPU a transposed conv whose stacked phases have at most this many output channels (stride**2
-# times its own) runs as one convolution: measured fwd+bwd of StyleGAN2's up-conv layer 26 vs 37 ms
-# at 4x128x128, 16 -> 8 channels; 10.5 vs 12.3 ms at 64x64, 32 -> 16; even at 32x32, 64 -> 32; and
-# slower beyond (6.8 vs 5.9 ms at 16x16, 64 -> 64), where the zero taps it multiplies cost more.
-_STACKED_PHASE_CHANNELS = 64
-
-
-def _phase_taps(k: int, pad: int, stride: int) -> tuple[np.ndarray, int]:
-    """For each output phase of a stride-`stride` transposed conv along one axis (kernel size k,
-    `pad` in front of the dilated input), the kernel tap applied at each position of a common input
-    window, or k where that phase has no tap, as a [stride, window] array; and the window's offset."""
-    plans = []
-    for phase in range(stride):
-        first, offset = polyphase_taps(pad, stride, phase)
-        plans.append((list(range(first, k, stride)), offset))
-    start = min(offset for taps, offset in plans if taps)
-    length = max(offset + len(taps) for taps, offset in plans if taps) - start
-    table = np.full((stride, length), k)
-    for phase, (taps, offset) in enumerate(plans):
-        table[phase, offset - start:offset - start + len(taps)] = taps
-    return table, start
-
-
-def _window(x, start: tuple[int, int], size: tuple[int, int]):
-    """Rows and columns [start, start + size) of NHWC `x`, zeros outside it (start may be negative)."""
-    return jax.lax.pad(x, jnp.zeros((), x.dtype), (
-        (0, 0, 0), (-start[0], start[0] + size[0] - x.shape[1], 0),
-        (-start[1], start[1] + size[1] - x.shape[2], 0), (0, 0, 0)))
-
-
-def _stacked_phases(x, w, stride, taps_h, start_h, taps_w, start_w, rows, cols):
-    """All output phases as one correlation whose output channels are (phase row, phase column,
-    channel): each phase's taps sit at their input offsets in a common window, zeros elsewhere."""
-    n = x.shape[0]
-    out_channels, in_channels = w.shape[:2]
-    w = jnp.pad(w, ((0, 0), (0, 0), (0, 1), (0, 1)))  # tap index k selects a zero
-    stacked = jnp.take(jnp.take(w, taps_h, axis=2), taps_w, axis=4)  # [O, I, s, len_h, s, len_w]
-    stacked = jnp.transpose(stacked, (2, 4, 0, 1, 3, 5)).reshape(
-        stride * stride * out_channels, in_channels, taps_h.shape[1], taps_w.shape[1])
-    window = _window(x, (start_h, start_w), (rows + taps_h.shape[1] - 1, cols + taps_w.shape[1] - 1))
-    y = conv2d(window, stacked).reshape(n, rows, cols, stride, stride, out_channels)
-    return jnp.transpose(y, (0, 1, 3, 2, 4, 5))
-
-
-def _separate_phases(x, w, stride, groups, taps_h, start_h, taps_w, start_w, rows, cols):
-    """Each output phase as its own correlation of the undilated input with that phase's taps."""
-    n = x.shape[0]
-    kh, kw = w.shape[2:]
-    phases = []
-    for a in range(stride):
-        row = []
-        for b in range(stride):
-            used_h, used_w = np.flatnonzero(taps_h[a] < kh), np.flatnonzero(taps_w[b] < kw)
-            if used_h.size == 0 or used_w.size == 0:
-                row.append(jnp.zeros((n, rows, cols, w.shape[0]), x.dtype))
-                continue
-            taps = w[:, :, taps_h[a, used_h]][:, :, :, taps_w[b, used_w]]
-            window = _window(x, (start_h + int(used_h[0]), start_w + int(used_w[0])),
-                             (rows + taps.shape[2] - 1, cols + taps.shape[3] - 1))
-            row.append(conv2d(window, taps, groups=groups))
-        phases.append(jnp.stack(row, axis=3))  # [N, rows, cols, stride (b), C]
-    return jnp.stack(phases, axis=2)  # [N, rows, stride (a), cols, stride (b), C]
+    return _forms().conv(x, w, stride, padding, groups)
 
 
 def transposed_conv2d(x: jax.Array, w: jax.Array, stride: int, padding: tuple[int, int], groups: int,
                       flip_weight: bool) -> jax.Array:
     """Transposed (fractionally strided) grouped conv, the adjoint of a strided correlation.
 
-    `w` is OIHW with O the output channels of this op; `padding` (rows, cols) is removed from each
-    side. Computed polyphase: each of the stride**2 output phases is an ordinary correlation of the
-    undilated input with every stride-th tap of the kernel, and the phases are interleaved. This
-    never multiplies the inserted zeros and avoids lhs-dilated convs, which XLA compiles poorly.
-    With few output channels on CPU the phases run stacked as one convolution.
+    `w` is OIHW with O the output channels of this op; `padding` (rows, cols) is removed from each side.
     """
     if not flip_weight:
         w = jnp.flip(w, axis=(2, 3))
-    n, h, wd, _ = x.shape
-    kh, kw = w.shape[2], w.shape[3]
-    pad_h, pad_w = kh - 1 - padding[0], kw - 1 - padding[1]
-    out_h, out_w = (h - 1) * stride + 2 * pad_h - kh + 2, (wd - 1) * stride + 2 * pad_w - kw + 2
-    rows, cols = -(-out_h // stride), -(-out_w // stride)
-    taps_h, start_h = _phase_taps(kh, pad_h, stride)
-    taps_w, start_w = _phase_taps(kw, pad_w, stride)
-    if _on_cpu() and groups == 1 and stride * stride * w.shape[0] <= _STACKED_PHASE_CHANNELS:
-        y = _stacked_phases(x, w, stride, taps_h, start_h, taps_w, start_w, rows, cols)
-    else:
-        y = _separate_phases(x, w, stride, groups, taps_h, start_h, taps_w, start_w, rows, cols)
-    y = y.reshape(n, rows * stride, cols * stride, w.shape[0])
-    return y[:, :out_h, :out_w]
+    w = w.astype(x.dtype)
+    return _forms().transposed_conv(x, w, stride, tuple(int(p) for p in padding), groups)

@@ -1,7 +1,7 @@
 """Filtered leaky ReLU of StyleGAN3: upsample, leaky ReLU at the higher rate, downsample (NHWC).
 
-The resampling is `upfirdn2d` (polyphase shifted-slice sums with a custom VJP, so the gradient is
-the same kind of op; reverse mode to any order, no forward-mode jvp).
+The resampling is `upfirdn2d` (polyphase shifted-slice sums whose gradient is the same kind of op;
+forward and reverse mode to any order).
 """
 from __future__ import annotations
 

@@ -76,29 +76,31 @@ def _upfirdn2d_forward(x, f, cfg):
     return _fir_pass(x, f[:, None], (upy, 1), (downy, 1), ((py0, py1), (0, 0)))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _upfirdn2d(x, f, cfg):
     return _upfirdn2d_forward(x, f, cfg)
 
 
-def _upfirdn2d_fwd(x, f, cfg):
-    return _upfirdn2d_forward(x, f, cfg), (f, x.shape)
-
-
-def _upfirdn2d_bwd(cfg, residuals, dy):
-    # The adjoint of upfirdn2d is an upfirdn2d with the filter flipped and up/down swapped, so the
-    # gradient costs what the forward pass costs (and is itself differentiable, for R1 and PL).
-    f, x_shape = residuals
+def _adjoint_config(cfg, f, x_shape, y_shape):
+    """The configuration of the adjoint upfirdn2d: the filter flipped, up and down swapped."""
     (upx, upy), (downx, downy), (px0, px1, py0, py1), flip_filter, gain = cfg
     fw, fh = filter_size(f)
-    ih, iw, oh, ow = x_shape[1], x_shape[2], dy.shape[1], dy.shape[2]
+    ih, iw, oh, ow = x_shape[1], x_shape[2], y_shape[1], y_shape[2]
     padding = (fw - px0 - 1, iw * upx - ow * downx + px0 - upx + 1,
                fh - py0 - 1, ih * upy - oh * downy + py0 - upy + 1)
-    dx = _upfirdn2d(dy, f, ((downx, downy), (upx, upy), padding, not flip_filter, gain))
-    return dx, jnp.zeros_like(f)
+    return (downx, downy), (upx, upy), padding, not flip_filter, gain
 
 
-_upfirdn2d.defvjp(_upfirdn2d_fwd, _upfirdn2d_bwd)
+@_upfirdn2d.defjvp
+def _upfirdn2d_jvp(cfg, primals, tangents):
+    # Linear in x; the filter is a constant. The tangent is the transpose of the adjoint upfirdn2d, so
+    # reverse mode, which transposes the tangent, runs the adjoint as the same kind of op (shifted
+    # slices): the gradient costs what the forward pass costs, and is differentiable again.
+    (x, f), (dx, _) = primals, tangents
+    y = _upfirdn2d_forward(x, f, cfg)
+    adjoint = functools.partial(_upfirdn2d_forward, f=f, cfg=_adjoint_config(cfg, f, x.shape, y.shape))
+    (dy,) = jax.linear_transpose(adjoint, jax.ShapeDtypeStruct(y.shape, dx.dtype))(dx)
+    return y, dy
 
 
 def upfirdn2d(x: jax.Array, f, up=1, down=1, padding=0, flip_filter: bool = False,

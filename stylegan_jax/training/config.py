@@ -59,6 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.d_channel_max = 0     # 0: D uses model.channel_max
     c.model.num_fp16_res = 4      # highest resolutions run in compute_dtype
     c.model.compute_dtype = "float32"  # or 'bfloat16' (mixed precision)
+    c.model.remat = False         # recompute each G/D block's activations in the backward pass: less memory
     c.model.conv_clamp = 256.0
     c.model.g_architecture = "skip"
     c.model.d_architecture = "resnet"
@@ -242,6 +243,9 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
              channel_max=m.d_channel_max or m.channel_max,
              num_fp16_res=m.num_fp16_res, conv_clamp=conv_clamp, compute_dtype=dtype,
              epilogue_kwargs={"mbstd_group_size": m.mbstd_group_size}, **common)
+    if m.remat:
+        g.update(remat=True)
+        d.update(remat=True)
     return (g_class, g), ("training.networks_stylegan2.Discriminator", d)
 
 
