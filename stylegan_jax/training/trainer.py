@@ -49,15 +49,16 @@ class LossConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """Adam settings of G and D, and what a NaN/Inf gradient does: 'skip' the update (default) or
-    'official' (replace NaN by 0 and +-Inf by +-1e5, then step, as the official loop)."""
+    """Adam settings of G and D, and what a NaN/Inf gradient does: 'skip' the update or 'official'
+    (replace NaN by 0 and +-Inf by +-1e5, then step, as the official loop); the defaults live in
+    training/config.py."""
 
     g_lr: float
     d_lr: float
     beta1: float
     beta2: float
     eps: float
-    nonfinite_grads: str = "skip"
+    nonfinite_grads: str
 
 
 @dataclasses.dataclass(frozen=True)
