@@ -216,17 +216,21 @@ def main():
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak per device for the MFU "
                         "(default: " + "; ".join(f"{p} {t:g}" for p, t, _ in PEAK_TFLOPS) + ")")
     parser.add_argument("--compile-only", action="store_true", help="compile and analyse, do not run")
-    parser.add_argument("--cache-dir", default=None, help="persistent compilation cache (default: a fresh one)")
+    parser.add_argument("--cache-dir", default=None,
+                        help="persistent compilation cache (default: a fresh one, removed at the end)")
     args = parser.parse_args()
     names = list(QUICK) if args.quick else [n for n in args.configs.split(",") if n] or list(PRESETS)
     unknown = [n for n in names if n not in PRESETS]
     if unknown:
         parser.error(f"unknown config(s) {unknown}; known: {', '.join(PRESETS)}")
-    cache_dir = args.cache_dir or tempfile.mkdtemp(prefix="bench_train_jit_cache_")
-    jax.config.update("jax_compilation_cache_dir", cache_dir)
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    with tempfile.TemporaryDirectory(prefix="bench_train_jit_cache_") as fresh_cache:
+        jax.config.update("jax_compilation_cache_dir", args.cache_dir or fresh_cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        _print_table(names, args)
 
+
+def _print_table(names: list[str], args: argparse.Namespace) -> None:
     device = jax.devices()[0]
     print(f"{datetime.date.today()}, commit {_commit()}, {device.device_kind} ({device.platform}) "
           f"x{args.devices or jax.device_count()}, jax {jax.__version__}; synthetic images; s/kimg over "
