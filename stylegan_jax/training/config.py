@@ -59,7 +59,7 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.d_channel_max = 0     # 0: D uses model.channel_max
     c.model.num_fp16_res = 4      # highest resolutions run in compute_dtype
     c.model.compute_dtype = "float32"  # or 'bfloat16' (mixed precision)
-    c.model.remat = False         # recompute each G/D block's activations in the backward pass: less memory
+    c.model.remat = False         # recompute each G/D block's activations in the backward pass (jax.checkpoint)
     c.model.conv_clamp = 256.0
     c.model.g_architecture = "skip"
     c.model.d_architecture = "resnet"
