@@ -27,7 +27,8 @@ def _from_orbax(record: logging.LogRecord) -> bool:
 
 
 def _abandoned_future(record: logging.LogRecord) -> bool:
-    return str(record.msg).endswith("exception was never retrieved")
+    # asyncio's report is "Future exception was never retrieved", then a "future: <...>" line.
+    return str(record.msg).partition("\n")[0].endswith("exception was never retrieved")
 
 
 def silence() -> None:
