@@ -21,9 +21,12 @@ def initialize_runtime(coordinator_address: str | None = None, num_processes: in
         jax.distributed.initialize()
 
 
-def enable_compilation_cache() -> str:
-    """Turns on JAX's persistent compilation cache in $JAX_COMPILATION_CACHE_DIR, else DEFAULT_COMPILATION_CACHE,
-    so that a restarted or resumed run loads its compiled steps instead of compiling them again; returns the directory."""
+def enable_compilation_cache() -> str | None:
+    """On GPU/TPU, turns on JAX's persistent compilation cache in $JAX_COMPILATION_CACHE_DIR, else
+    DEFAULT_COMPILATION_CACHE, so that a resumed run loads its compiled steps; returns the directory.
+    On the CPU backend it stays off (None): XLA:CPU crashed loading an executable another process cached."""
+    if jax.default_backend() == "cpu":
+        return None
     directory = jax.config.jax_compilation_cache_dir or DEFAULT_COMPILATION_CACHE
     jax.config.update("jax_compilation_cache_dir", directory)
     return directory
