@@ -14,21 +14,21 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from stylegan_jax.ops.conv2d import conv2d
+from stylegan_jax.ops import xla_conv
+from stylegan_jax.ops.conv2d import conv2d, uses_cpu_forms
 
 
 def grouped_conv2d(x: jax.Array, w: jax.Array, groups: int, padding: int) -> jax.Array:
     """Correlation (like torch) of NHWC `x` with OIHW `w` [O, I / groups, k, k], zero-padded by
     `padding` on every side; output channel block j sees input channel block j only."""
     w = w.astype(x.dtype)
-    if jax.default_backend() != "cpu":
+    if not uses_cpu_forms():
         return conv2d(x, w, padding=((padding, padding), (padding, padding)), groups=groups)
     return _cpu_grouped_conv(x, w, groups, padding)
 
 
 def _xla_grouped_conv(x, w, groups, padding):
-    return jax.lax.conv_general_dilated(x, w, (1, 1), ((padding, padding), (padding, padding)),
-                                        dimension_numbers=("NHWC", "OIHW", "NHWC"), feature_group_count=groups)
+    return xla_conv.conv(x, w, 1, ((padding, padding), (padding, padding)), groups)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
