@@ -3,7 +3,7 @@
     python -m stylegan_jax.generate --network=PATH --seeds=0-15 --trunc=0.7 --outdir=out [--grid]
 
 writes out/seedNNNN.png per seed (and out/grid.png with --grid); --projected-w=FILE renders the
-ws of a projection (projected_w.npz) to out/projNN.png instead.
+ws (or, for R3GAN, the z) of a projection (projected_w.npz) to out/projNN.png instead.
 """
 from __future__ import annotations
 
@@ -44,12 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_projected_ws(path: str) -> np.ndarray:
+def _read_projection(path: str) -> tuple[str, np.ndarray]:
+    """('w', ws [N, num_ws, w_dim]) or ('z', [N, 1, z_dim]) of a projected_w.npz."""
     try:
         with np.load(path) as data:
-            return data["w"]
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"{path!r} is not a projection result with a 'w' array: {e}") from e
+            kind = "w" if "w" in data.files else "z"
+            return kind, data[kind]
+    except (KeyError, ValueError, OSError) as e:
+        raise ValueError(f"{path!r} is not a projection result with a 'w' (or 'z') array: {e}") from e
 
 
 def _grid_size(grid: str | tuple[int, int] | None, count: int) -> tuple[int, int] | None:
@@ -68,9 +70,12 @@ def generate(args: argparse.Namespace) -> None:
     render = dict(noise_mode=args.noise_mode, translate=args.translate, rotate=args.rotate,
                   batch_size=args.batch_size)
     if args.projected_w is not None:
-        ws = _read_projected_ws(args.projected_w)
-        grid = _grid_size(args.grid, len(ws))
-        images = generate_images(G, variables, ws=ws, **render)
+        kind, latents = _read_projection(args.projected_w)
+        grid = _grid_size(args.grid, len(latents))
+        if kind == "w":
+            images = generate_images(G, variables, ws=latents, **render)
+        else:
+            images = generate_images(G, variables, z=latents[:, 0], class_idx=args.class_idx, **render)
         outdir.mkdir(parents=True, exist_ok=True)
         for idx, image in enumerate(images):
             save_image(image, outdir / f"proj{idx:02d}.png")

@@ -24,8 +24,7 @@ from stylegan_jax.images import save_image
 from stylegan_jax.perceptual.lpips import lpips_vgg16
 from stylegan_jax.perceptual.weight_files import MissingWeightsError
 from stylegan_jax.sampling import cli
-from stylegan_jax.sampling.projection import Projection, load_target, project
-from stylegan_jax.sampling.render import generate_images
+from stylegan_jax.sampling.projection import Projection, load_target, project, render_projection
 from stylegan_jax.sampling.video_io import write_video
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -69,7 +68,8 @@ def _save(outdir: pathlib.Path, target: np.ndarray, result: Projection) -> None:
     save_image(target, outdir / "target.png")
     save_image(result.image, outdir / "proj.png")
     noise = {"noise." + name.replace("/", "."): value for name, value in result.noise.items()}
-    np.savez(outdir / "projected_w.npz", w=result.ws[None], loss=result.losses, distance=result.distances, **noise)
+    latents = {"z" if result.in_z else "w": result.ws[None]}
+    np.savez(outdir / "projected_w.npz", loss=result.losses, distance=result.distances, **latents, **noise)
 
 
 def projection(args: argparse.Namespace) -> None:
@@ -93,7 +93,7 @@ def projection(args: argparse.Namespace) -> None:
     outdir = pathlib.Path(args.outdir)
     _save(outdir, target, result)
     if args.save_video:
-        steps = generate_images(G, result.variables, ws=result.ws_steps)
+        steps = render_projection(G, result.variables, result.ws_steps, args.class_idx)
         frames = (np.concatenate([target, image], axis=1) for image in steps)
         print(f"Wrote {write_video(outdir / 'proj.mp4', frames, fps=10, bitrate='16M')}")
     print(f"Wrote target.png, proj.png and projected_w.npz to {outdir}")

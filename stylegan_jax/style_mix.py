@@ -17,6 +17,7 @@ from stylegan_jax.sampling import cli
 from stylegan_jax.images import save_image
 from stylegan_jax.sampling.parsing import parse_seeds
 from stylegan_jax.sampling.render import DEFAULT_BATCH_SIZE
+from stylegan_jax.networks.generation import require_w_space
 from stylegan_jax.sampling.style_mixing import parse_styles, style_mixing, style_ranges
 
 
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 def style_mix(args: argparse.Namespace) -> None:
     """Runs the command."""
     G, variables = cli.load_network(args)
+    require_w_space(G, "style mixing")
     ranges = style_ranges(G.num_ws, args.coarse_end, args.middle_end)
     col_styles = parse_styles(args.col_styles, G.num_ws, ranges)
     print(f"Mixing ws {col_styles} of {len(args.col_seeds)} column seeds into {len(args.row_seeds)} row seeds...")

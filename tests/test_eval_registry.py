@@ -132,7 +132,7 @@ def test_unknown_metric_and_missing_generator_parts_are_explained():
         sg_eval.run_metrics(["fid99k"], opts)
     with pytest.raises(ValueError, match="Generator.render"):
         sg_eval.run_metrics(["eqt1k_int"], opts)
-    with pytest.raises(ValueError, match="Generator.mapping and Generator.synthesis"):
+    with pytest.raises(ValueError, match="ppl2_wend needs a generator with a w space"):
         sg_eval.run_metrics(["ppl2_wend"], opts)
     with pytest.raises(ValueError, match="MetricOptions.real"):
         sg_eval.run_metrics(["fid1k_full"], sg_eval.MetricOptions(Generator(_toy_generate, Z_DIM), cache_dir=None,

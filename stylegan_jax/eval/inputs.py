@@ -15,6 +15,7 @@ import PIL.Image
 
 from stylegan_jax.data.decoding import IMAGE_SUFFIXES
 from stylegan_jax.eval.sharding import ShardedBatchMap
+from stylegan_jax.networks import generation
 from stylegan_jax.networks.layers import takes_transform
 
 
@@ -166,7 +167,9 @@ def generator_source(G: nn.Module, variables: Mapping[str, Any], batch_size: int
     def sharded(fn: Callable, params: Any) -> ShardedBatchMap:
         return ShardedBatchMap(fn, params, batch_size)
 
-    generate = sharded(lambda v, z, c: G.apply(v, z, c, noise_mode="const"), variables)
+    generate = sharded(lambda v, z, c: generation.generate(G, v, z, c), variables)
+    if not generation.has_w_space(G):  # R3GAN: no w latents, so no PPL or equivariance
+        return Generator(generate=generate, z_dim=G.z_dim, c_dim=G.c_dim)
     variables = generate.params  # on every device once, shared by the other maps
     mapping = sharded(lambda v, z, c: G.apply(v, z, c, method="mapping"), variables)
     synthesis_map = sharded(

@@ -132,7 +132,7 @@ def _is(opts: MetricOptions, *, name: str, num_gen: int) -> dict:
 def _ppl(opts: MetricOptions, *, name: str, num_samples: int, space: str, sampling: str, crop: bool) -> dict:
     gen = opts.generator
     if gen.mapping is None or gen.synthesis is None:
-        raise ValueError(f"{name} needs Generator.mapping and Generator.synthesis")
+        raise ValueError(f"{name} needs a generator with a w space (mapping and synthesis, as StyleGAN2/3)")
     dist = ppl_distances(gen.mapping, gen.synthesis, lpips_vgg16(opts.lpips_weights), gen.z_dim, gen.c_dim,
                          num_samples, jax.random.key(opts.seed), opts.labels(), epsilon=1e-4, space=space,
                          sampling=sampling, crop=crop, batch_size=2)

@@ -10,9 +10,11 @@ import scipy.interpolate
 
 from stylegan_jax.images import grid_shape, image_grid
 from stylegan_jax.sampling.latents import seeds_to_z
-from stylegan_jax.sampling.render import DEFAULT_BATCH_SIZE, compute_ws, iter_images
+from stylegan_jax.networks.generation import has_w_space
+from stylegan_jax.sampling.render import (DEFAULT_BATCH_SIZE, check_latent_only_options, compute_ws, iter_images,
+                                          iter_images_from_z)
 
-KINDS = ("cubic", "linear", "slerp")  # cubic and linear move through W, slerp through Z
+KINDS = ("cubic", "linear", "slerp")  # cubic and linear move through W (Z without a w space), slerp through Z
 _CUBIC_WRAPS = 2  # keyframe copies on each side, so that the looping spline has no ends in view
 
 
@@ -60,6 +62,21 @@ def _path(keys: np.ndarray, steps: int, kind: str, closed: bool) -> np.ndarray:
     return (slerp if kind == "slerp" else lerp)(keys[0], keys[1], np.linspace(0, 1, steps))
 
 
+def _path_images(G: nn.Module, variables: Any, z: np.ndarray, steps: int, kind: str, closed: bool, *,
+                 noise_mode: str, class_idx: int | None, truncation_psi: float, batch_size: int,
+                 devices: Sequence[jax.Device] | None) -> Iterator[np.ndarray]:
+    """Image batches along paths through the keys z [cells, K, z_dim], point by point with the cells
+    interleaved (point 0 of every cell, then point 1, ...): through W, or through Z when G has no w space."""
+    common = dict(batch_size=batch_size, devices=devices)
+    if not has_w_space(G):
+        check_latent_only_options(G, truncation_psi)
+        path = np.stack([_path(keys, steps, kind, closed) for keys in z]).transpose(1, 0, 2)
+        return iter_images_from_z(G, variables, path.reshape(-1, z.shape[-1]), class_idx=class_idx, **common)
+    ws = _path_ws(G, variables, z, steps, kind, closed, class_idx=class_idx, truncation_psi=truncation_psi, **common)
+    ws = ws.transpose(1, 0, 2, 3).reshape(-1, *ws.shape[2:])
+    return iter_images(G, variables, ws, noise_mode=noise_mode, **common)
+
+
 def _path_ws(G: nn.Module, variables: Any, z: np.ndarray, steps: int, kind: str, closed: bool,
              **mapping) -> np.ndarray:
     """ws [cells, points, num_ws, w_dim] along paths through the keys z [cells, K, z_dim] (in Z for slerp)."""
@@ -96,10 +113,8 @@ def video_frames(G: nn.Module, variables: Any, seeds: Sequence[int], *, grid: tu
     if shuffle_seed is not None:
         np.random.RandomState(shuffle_seed).shuffle(order)
     z = seeds_to_z(order.tolist(), G.z_dim).reshape(cells, num_keyframes, G.z_dim)
-    mapping = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size, devices=devices)
-    ws = _path_ws(G, variables, z, w_frames, kind, closed=True, **mapping)  # [cells, frames, L, D]
-    ws = ws.transpose(1, 0, 2, 3).reshape(-1, *ws.shape[2:])
-    chunks = iter_images(G, variables, ws, noise_mode=noise_mode, batch_size=batch_size, devices=devices)
+    chunks = _path_images(G, variables, z, w_frames, kind, True, noise_mode=noise_mode, class_idx=class_idx,
+                          truncation_psi=truncation_psi, batch_size=batch_size, devices=devices)
     return _tiled(chunks, width, height)
 
 
@@ -124,8 +139,8 @@ def interpolation_grid(G: nn.Module, variables: Any, seeds: Sequence[int], steps
         raise ValueError("a row joins two seeds: use kind 'linear' (in W) or 'slerp' (in Z)")
     z = seeds_to_z(seeds, G.z_dim)
     pairs = np.stack([z[:-1], z[1:]], axis=1)
-    mapping = dict(class_idx=class_idx, truncation_psi=truncation_psi, batch_size=batch_size, devices=devices)
-    ws = _path_ws(G, variables, pairs, steps, kind, closed=False, **mapping)
-    images = np.concatenate(list(iter_images(G, variables, ws.reshape(-1, *ws.shape[2:]), noise_mode=noise_mode,
-                                             batch_size=batch_size, devices=devices)))
+    chunks = _path_images(G, variables, pairs, steps, kind, False, noise_mode=noise_mode, class_idx=class_idx,
+                          truncation_psi=truncation_psi, batch_size=batch_size, devices=devices)
+    images = np.concatenate(list(chunks))  # step-major: image (step, pair)
+    images = images.reshape(steps, len(pairs), *images.shape[1:]).transpose(1, 0, 2, 3, 4).reshape(images.shape)
     return image_grid(images, *grid_shape(len(images), steps))

@@ -3,6 +3,8 @@
 Adam optimises w, starting from the mean of W, under a perceptual (LPIPS-VGG16) loss with
 decaying noise added to w, together with StyleGAN2's per-layer noise maps (the 'noise_const'
 buffers; StyleGAN3 has none), which a regulariser keeps free of spatial correlation.
+A generator without a w space (R3GAN) is projected into Z by the same procedure: z starts at the
+mean of the latent draws and the noise added to it scales with their spread.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ import optax
 import PIL.Image
 from flax import traverse_util
 
+from stylegan_jax.networks.generation import has_w_space, require_w_space
 from stylegan_jax.sampling.batching import static_module
+from stylegan_jax.sampling.latents import class_labels
 from stylegan_jax.sampling.render import compute_ws, generate_images
 
 DistanceFn = Callable[[jax.Array, jax.Array], jax.Array]
@@ -74,7 +78,10 @@ class ProjectionOptions:
 
 @dataclasses.dataclass
 class Projection:
-    """Result: final ws [num_ws, w_dim], the ws after every step, the reconstruction and the loss trace."""
+    """Result: final ws [num_ws, w_dim], the ws after every step, the reconstruction and the loss trace.
+
+    For a generator without a w space `ws` holds z as [1, z_dim] and `in_z` is True.
+    """
 
     ws: np.ndarray
     ws_steps: np.ndarray  # [num_steps, num_ws, w_dim]
@@ -83,6 +90,7 @@ class Projection:
     distances: np.ndarray  # [num_steps] perceptual distance alone
     noise: dict[str, np.ndarray]  # the optimised noise maps by buffer path, e.g. 'synthesis/b8/conv0/noise_const'
     variables: dict  # the generator's variables with these noise maps
+    in_z: bool = False
 
 
 def w_statistics(G: nn.Module, variables: Any, num_samples: int = 10000, class_idx: int | None = None,
@@ -92,7 +100,10 @@ def w_statistics(G: nn.Module, variables: Any, num_samples: int = 10000, class_i
     The latents are RandomState(123).randn(num_samples, z_dim), as in the official projector.
     """
     z = np.random.RandomState(123).randn(num_samples, G.z_dim).astype(np.float32)
-    w = compute_ws(G, variables, z=z, class_idx=class_idx, batch_size=batch_size)[:, 0].astype(np.float64)
+    if has_w_space(G):
+        w = compute_ws(G, variables, z=z, class_idx=class_idx, batch_size=batch_size)[:, 0].astype(np.float64)
+    else:  # the same statistics in Z
+        w = z.astype(np.float64)
     w_avg = w.mean(axis=0)
     return w_avg.astype(np.float32), float(np.sqrt(np.sum((w - w_avg) ** 2) / num_samples))
 
@@ -130,13 +141,17 @@ def project(G: nn.Module, variables: Any, target: np.ndarray, *, num_steps: int 
         raise ValueError("num_steps must be at least 1")
     if distance_fn is None:
         from stylegan_jax.perceptual.lpips import lpips_distance as distance_fn
+    if w_plus:
+        require_w_space(G, "w_plus projection")
     w_avg, w_std = w_statistics(G, variables, w_avg_samples, class_idx)
+    num_ws, w_dim = (G.num_ws, G.w_dim) if has_w_space(G) else (1, G.z_dim)
+    labels = jnp.asarray(class_labels(G.c_dim, class_idx, 1) if not has_w_space(G) else np.zeros((1, 0), np.float32))
 
     key_noise, key_w = jax.random.split(jax.random.key(seed))
     buffers = traverse_util.flatten_dict(dict(variables.get("buffers", {})))
     noise_names = sorted(name for name in buffers if name[-1] == "noise_const")
     noise_keys = jax.random.split(key_noise, max(len(noise_names), 1))
-    params = {"w": jnp.tile(jnp.asarray(w_avg)[None], (G.num_ws if w_plus else 1, 1)),
+    params = {"w": jnp.tile(jnp.asarray(w_avg)[None], (num_ws if w_plus else 1, 1)),
               "noise": {"/".join(name): jax.random.normal(k, buffers[name].shape)
                         for name, k in zip(noise_names, noise_keys)}}
     opt_state = _ADAM.init(params)
@@ -148,20 +163,27 @@ def project(G: nn.Module, variables: Any, target: np.ndarray, *, num_steps: int 
     for step in range(num_steps):
         schedule = (np.float32(options.learning_rate(step, num_steps)),
                     np.float32(options.w_noise_scale(step, num_steps, w_std)))
-        params, opt_state, loss, dist = step_fn(params, opt_state, variables, target_images, *schedule,
+        params, opt_state, loss, dist = step_fn(params, opt_state, variables, target_images, labels, *schedule,
                                                 jax.random.fold_in(key_w, step))
-        ws_steps.append(np.broadcast_to(np.asarray(params["w"]), (G.num_ws, G.w_dim)))
+        ws_steps.append(np.broadcast_to(np.asarray(params["w"]), (num_ws, w_dim)))
         losses.append(float(loss))
         distances.append(float(dist))
         if on_step is not None:
             on_step(step, losses[-1], distances[-1])
 
     final_variables = _with_noise(variables, params["noise"])
-    image = generate_images(G, final_variables, ws=ws_steps[-1][None])[0]
+    image = render_projection(G, final_variables, ws_steps[-1][None], class_idx)[0]
     return Projection(ws=ws_steps[-1], ws_steps=np.stack(ws_steps), image=image, losses=np.array(losses),
                       distances=np.array(distances),
                       noise={name: np.asarray(value) for name, value in params["noise"].items()},
-                      variables=final_variables)
+                      variables=final_variables, in_z=not has_w_space(G))
+
+
+def render_projection(G: nn.Module, variables: Any, latents: np.ndarray, class_idx: int | None = None) -> np.ndarray:
+    """uint8 images of projected latents [N, num_ws, w_dim] (ws), or [N, 1, z_dim] (z, without a w space)."""
+    if has_w_space(G):
+        return generate_images(G, variables, ws=latents)
+    return generate_images(G, variables, z=np.asarray(latents)[:, 0], class_idx=class_idx)
 
 
 def _with_noise(variables: Any, noise: dict[str, jax.Array]) -> dict:
@@ -189,12 +211,15 @@ _ADAM = optax.scale_by_adam()  # torch.optim.Adam's moments (b1 0.9, b2 0.999, e
 
 
 @functools.partial(jax.jit, static_argnames=("G", "distance_fn", "noise_weight"))
-def _step(params, opt_state, variables, target, learning_rate, w_noise_scale, key, *, G, distance_fn,
+def _step(params, opt_state, variables, target, labels, learning_rate, w_noise_scale, key, *, G, distance_fn,
           noise_weight):
     def loss_fn(p):
         w = p["w"] + jax.random.normal(key, p["w"].shape) * w_noise_scale
-        ws = jnp.broadcast_to(w[None], (1, G.num_ws, G.w_dim))
-        images = G.apply(_with_noise(variables, p["noise"]), ws, noise_mode="const", method="synthesis")
+        if has_w_space(G):
+            ws = jnp.broadcast_to(w[None], (1, G.num_ws, G.w_dim))
+            images = G.apply(_with_noise(variables, p["noise"]), ws, noise_mode="const", method="synthesis")
+        else:
+            images = G.apply(variables, w, labels)
         dist = jnp.sum(distance_fn(_as_rgb(images), _as_rgb(target)))
         reg = noise_regularization([p["noise"][name] for name in sorted(p["noise"])])
         return dist + reg * noise_weight, dist

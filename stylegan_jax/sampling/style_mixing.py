@@ -9,6 +9,7 @@ import jax
 import numpy as np
 
 from stylegan_jax.images import image_grid
+from stylegan_jax.networks.generation import require_w_space
 from stylegan_jax.sampling.parsing import parse_range
 from stylegan_jax.sampling.render import DEFAULT_BATCH_SIZE, compute_ws, generate_images
 
@@ -58,6 +59,7 @@ def style_mixing(G: nn.Module, variables: Any, row_seeds: Sequence[int], col_see
                  noise_mode: str = "const", batch_size: int = DEFAULT_BATCH_SIZE,
                  devices: Sequence[jax.Device] | None = None) -> StyleMix:
     """The style-mixing figure: a row per row seed, a column per column seed, their seeds' images as headers."""
+    require_w_space(G, "style mixing")
     seeds = list(dict.fromkeys([*row_seeds, *col_seeds]))
     ws = compute_ws(G, variables, seeds, class_idx=class_idx, truncation_psi=truncation_psi,
                     batch_size=batch_size, devices=devices)

@@ -8,13 +8,13 @@ import jax.numpy as jnp
 
 from stylegan_jax.augment import AugmentSpec
 
-MODES = ("ada", "fixed", "none")
+MODES = ("ada", "fixed", "scheduled", "none")
 
 
 @dataclasses.dataclass(frozen=True)
 class AugmentConfig:
-    """How D's inputs are augmented: `mode` 'ada' (p adapts towards `target`), 'fixed' (p stays)
-    or 'none'; `p` is the initial (or fixed) probability; every `interval` iterations ADA moves p by
+    """How D's inputs are augmented: `mode` 'ada' (p adapts towards `target`), 'fixed' (p stays),
+    'scheduled' (the trainer sets p at every step, as R3GAN's cosine schedule) or 'none'; `p` is the initial (or fixed) probability; every `interval` iterations ADA moves p by
     batch * interval / (kimg * 1000) up or down."""
 
     mode: str
@@ -27,7 +27,7 @@ class AugmentConfig:
     @property
     def active(self) -> bool:
         """Whether images go through the pipeline (as the official loop: ADA, or a fixed p > 0)."""
-        return self.mode == "ada" or (self.mode == "fixed" and self.p > 0)
+        return self.mode in ("ada", "scheduled") or (self.mode == "fixed" and self.p > 0)
 
 
 def no_augmentation() -> AugmentConfig:

@@ -71,9 +71,14 @@ class Adam:
         steps = jax.tree_util.tree_map(lambda _: jnp.zeros((), jnp.int32), params)
         return AdamState(exp_avg=zeros(params), exp_avg_sq=zeros(params), step=steps)
 
-    def update(self, params: dict, grads: dict, state: AdamState, reached: Any = None) -> tuple[dict, AdamState]:
+    def update(self, params: dict, grads: dict, state: AdamState, reached: Any = None, lr: Any = None,
+               beta2: Any = None) -> tuple[dict, AdamState]:
         """One Adam step of every trainable parameter the gradient reached (`reached`: a tree of
-        static bools like `params`, default all); the others keep their values, moments and steps."""
+        static bools like `params`, default all); the others keep their values, moments and steps.
+        `lr` and `beta2`, if given (e.g. scheduled values), replace this step's settings, as setting
+        torch's param_groups before `step()` does."""
+        lr = self.lr if lr is None else lr
+        beta2 = self.beta2 if beta2 is None else beta2
         trainable, grads = self._trainable(params), self._trainable(grads)
         reached = jax.tree_util.tree_map(lambda _: True, trainable) if reached is None else self._trainable(reached)
 
@@ -82,12 +87,12 @@ class Adam:
                 return p, m, v, t
             t_new = t + 1
             m_new = lerp(m, g, 1 - self.beta1)
-            v_new = self.beta2 * v + (1 - self.beta2) * jnp.square(g)
+            v_new = beta2 * v + (1 - beta2) * jnp.square(g)
             tf = t_new.astype(jnp.float32)
             correction1 = 1 - jnp.power(jnp.float32(self.beta1), tf)
-            correction2 = 1 - jnp.power(jnp.float32(self.beta2), tf)
+            correction2 = 1 - jnp.power(jnp.asarray(beta2, jnp.float32), tf)
             denom = jnp.sqrt(v_new) / jnp.sqrt(correction2) + self.eps
-            return p - (self.lr / correction1) * m_new / denom, m_new, v_new, t_new
+            return p - (lr / correction1) * m_new / denom, m_new, v_new, t_new
 
         out = jax.tree_util.tree_map(step_one, trainable, grads, state.exp_avg, state.exp_avg_sq, state.step, reached)
         is_result = lambda x: isinstance(x, tuple)

@@ -12,7 +12,7 @@ from stylegan_jax.networks.stylegan2 import ARCHITECTURES, block_resolutions
 from stylegan_jax.training.ada import MODES, AugmentConfig
 from stylegan_jax.training.trainer import NONFINITE_RULES
 
-ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r")
+ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r", "r3gan")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -65,6 +65,13 @@ def default_config() -> ml_collections.ConfigDict:
     c.model.d_architecture = "resnet"
     c.model.mbstd_group_size = 4
     c.model.magnitude_ema_beta = -1.0  # StyleGAN3; negative = official 0.5 ** (batch / 20k)
+    c.model.r3gan = ml_collections.ConfigDict(dict(  # arch 'r3gan': G's stages from 4x4 up (D mirrors them)
+        widths=(768, 768, 768, 768),      # WidthPerStage (CIFAR10 preset); model.z_dim is NoiseDimension
+        cardinalities=(96, 96, 96, 96),   # CardinalityPerStage: groups of the 3x3 convs
+        blocks=(2, 2, 2, 2),              # BlocksPerStage
+        expansion_factor=2,
+        fp16_stages=(-1, -2, -3),         # G stages computed in model.compute_dtype (D: the mirrored ones)
+    ))
 
     c.loss = ml_collections.ConfigDict()
     c.loss.r1_gamma = 10.0
@@ -76,6 +83,15 @@ def default_config() -> ml_collections.ConfigDict:
     c.loss.blur_fade_kimg = 0.0
     c.loss.g_reg_interval = 4
     c.loss.d_reg_interval = 16
+
+    c.schedule = ml_collections.ConfigDict(dict(  # arch 'r3gan': cosine ramps (base, final) over decay_kimg
+        decay_kimg=20000.0,
+        lr=(2e-4, 5e-5),
+        beta2=(0.9, 0.99),
+        gamma=(0.05, 0.005),              # R1 and R2 weight
+        ema_kimg=(0.0, 5000.0),           # EMA half-life
+        aug_p=(0.0, 0.55),                # augmentation probability (augment.mode 'scheduled')
+    ))
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.g_lr = 0.002
@@ -109,6 +125,50 @@ def official_config(arch: str, batch_size: int, r1_gamma: float) -> ml_collectio
         c.model.channel_max *= 2
         c.loss.blur_init_sigma = 10.0
         c.loss.blur_fade_kimg = batch_size * 200 / 32
+    return c
+
+
+# The official R3GAN train.py presets: WidthPerStage, CardinalityPerStage and FP16Stages of G (two
+# blocks per stage, NoiseDimension 64); the schedules and batch sizes are r3gan_schedule.PRESETS.
+R3GAN_STAGES = {
+    "CIFAR10": ((768,) * 4, (96,) * 4, (-1, -2, -3)),
+    "FFHQ-64": ((768,) * 4 + (384,), (96,) * 4 + (48,), (-1, -2, -3, -4)),
+    "FFHQ-256": ((768,) * 4 + (384, 192, 96), (96,) * 4 + (48, 24, 12), (-1, -2, -3, -4)),
+    "ImageNet-32": ((1536,) * 4, (96,) * 4, (-1, -2, -3)),
+    "ImageNet-64": ((1536,) * 5, (96,) * 5, (-1, -2, -3, -4)),
+}
+R3GAN_CONDITIONAL = ("CIFAR10", "ImageNet-32", "ImageNet-64")  # --cond=1 in the paper's commands
+
+
+def official_r3gan_config(preset: str) -> ml_collections.ConfigDict:
+    """R3GAN's train.py --preset=`preset` with the paper's command (its batch, --mirror=1 --aug=1,
+    --cond=1 for CIFAR10 and ImageNet), training until the schedules end."""
+    from stylegan_jax.training.r3gan_schedule import PRESETS as SCHEDULES
+
+    if preset not in R3GAN_STAGES:
+        raise ValueError(f"preset must be one of {sorted(R3GAN_STAGES)}, got {preset!r}")
+    widths, cardinalities, fp16_stages = R3GAN_STAGES[preset]
+    schedules = SCHEDULES[preset]
+    c = default_config()
+    c.model.arch = "r3gan"
+    c.model.z_dim = 64
+    c.model.compute_dtype = "bfloat16"
+    c.model.r3gan.update(dict(widths=widths, cardinalities=cardinalities, blocks=(2,) * len(widths),
+                              expansion_factor=2, fp16_stages=fp16_stages))
+    c.batch_size = schedules.batch_size
+    c.schedule.decay_kimg = schedules.lr.total_nimg / 1000
+    for key, ramp, scale in (("lr", schedules.lr, 1), ("beta2", schedules.beta2, 1), ("gamma", schedules.gamma, 1),
+                             ("ema_kimg", schedules.ema_nimg, 1e-3), ("aug_p", schedules.aug_p, 1)):
+        c.schedule[key] = (ramp.base * scale, ramp.final * scale)
+    c.total_kimg = c.schedule.decay_kimg
+    c.augment.mode = "scheduled"
+    c.augment.pipe = "bgc"
+    for name in ("brightness", "contrast", "lumaflip", "hue", "saturation"):
+        c.augment.multipliers[name] = 0.5
+    c.augment.multipliers.cutout = 1.0
+    c.dataset.resolution = 4 * 2 ** (len(widths) - 1)
+    c.dataset.xflip = True
+    c.dataset.use_labels = preset in R3GAN_CONDITIONAL
     return c
 
 
@@ -162,7 +222,54 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         if not ok:
             raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
     augment_config(config)
+    if config.model.arch == "r3gan":
+        _check_r3gan(config)
+    elif config.augment.mode == "scheduled":
+        raise ValueError(f"config.augment.mode 'scheduled' follows R3GAN's schedule; model.arch is "
+                         f"{config.model.arch!r} (use 'ada' or 'fixed')")
     _check_metrics(list(config.metrics), config.metric_weights)
+
+
+def _check_r3gan(config: ml_collections.ConfigDict) -> None:
+    """R3GAN's own keys: RGB data, the schedules, and stage lists that fit the resolution."""
+    from stylegan_jax.convert.state_dict import build_network
+
+    s = config.schedule
+    checks = [
+        ("dataset.channels", config.dataset.channels == 3, "must be 3: R3GAN generates RGB images"),
+        ("augment.mode", config.augment.mode in ("scheduled", "none"),
+         "must be 'scheduled' (p follows config.schedule.aug_p) or 'none' for R3GAN"),
+        ("freeze_d", config.freeze_d == 0, "must be 0 for R3GAN"),
+        ("schedule.decay_kimg", s.decay_kimg > 0, "must be positive"),
+        *((f"schedule.{key}", len(s[key]) == 2 and ok(*s[key]), f"must be a pair (base, final) {what}")
+          for key, ok, what in (("lr", lambda a, b: a > 0 and b > 0, "of positive numbers"),
+                                ("beta2", lambda a, b: 0 <= a < 1 and 0 <= b < 1, "in [0, 1)"),
+                                ("gamma", lambda a, b: a >= 0 and b >= 0, "of numbers >= 0"),
+                                ("ema_kimg", lambda a, b: a >= 0 and b >= 0, "of numbers >= 0"),
+                                ("aug_p", lambda a, b: 0 <= a <= 1 and 0 <= b <= 1, "in [0, 1]"))),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
+    for class_name, kwargs in network_specs(config, c_dim=0, img_channels=3):
+        try:
+            network = build_network(class_name, kwargs)
+            network.block_settings()
+            network.stage_dtypes()
+        except ValueError as e:
+            raise ValueError(f"config.model.r3gan does not give a {config.dataset.resolution}x"
+                             f"{config.dataset.resolution} network: {e}") from None
+
+
+def r3gan_schedules(config: ml_collections.ConfigDict):
+    """The R3GAN schedules of a config (`schedule.*` over `schedule.decay_kimg`)."""
+    from stylegan_jax.training.r3gan_schedule import CosineSchedule, R3GANSchedules
+
+    s = config.schedule
+    ramp = lambda key, scale=1.0: CosineSchedule(s[key][0] * scale, s[key][1] * scale, s.decay_kimg * 1000)
+    p = ramp("aug_p") if config.augment.mode == "scheduled" else CosineSchedule(0.0, 0.0, s.decay_kimg * 1000)
+    return R3GANSchedules(lr=ramp("lr"), beta2=ramp("beta2"), gamma=ramp("gamma"), ema_nimg=ramp("ema_kimg", 1000.0),
+                          aug_p=p, batch_size=config.batch_size)
 
 
 def augment_config(config: ml_collections.ConfigDict) -> AugmentConfig:
@@ -223,9 +330,11 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
                   ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]:
     """Official (class_name, init_kwargs) of G and D for this config and dataset."""
     m = config.model
+    dtype = None if m.compute_dtype == "float32" else m.compute_dtype
+    if m.arch == "r3gan":
+        return _r3gan_specs(m, c_dim, config.dataset.resolution, dtype)
     block_resolutions(config.dataset.resolution)
     common = dict(c_dim=c_dim, img_resolution=config.dataset.resolution, img_channels=img_channels)
-    dtype = None if m.compute_dtype == "float32" else m.compute_dtype
     conv_clamp = m.conv_clamp if m.conv_clamp > 0 else None
     g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers},
              channel_base=m.channel_base, channel_max=m.channel_max, num_fp16_res=m.num_fp16_res,
@@ -247,6 +356,20 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
         g.update(remat=True)
         d.update(remat=True)
     return (g_class, g), ("training.networks_stylegan2.Discriminator", d)
+
+
+def _r3gan_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int, dtype: str | None):
+    """The official train.py's G and D arguments: D's stage lists are G's reversed."""
+    r = m.r3gan
+    common = dict(ExpansionFactor=int(r.expansion_factor), c_dim=c_dim, img_resolution=resolution,
+                  compute_dtype=dtype)
+    g = dict(NoiseDimension=m.z_dim, WidthPerStage=list(r.widths), CardinalityPerStage=list(r.cardinalities),
+             BlocksPerStage=list(r.blocks), FP16Stages=list(r.fp16_stages),
+             ConditionEmbeddingDimension=m.z_dim if c_dim else 0, **common)
+    d = dict(WidthPerStage=list(r.widths)[::-1], CardinalityPerStage=list(r.cardinalities)[::-1],
+             BlocksPerStage=list(r.blocks)[::-1], FP16Stages=[s + len(r.fp16_stages) for s in r.fp16_stages],
+             ConditionEmbeddingDimension=r.widths[0] if c_dim else 0, **common)
+    return ("training.networks.Generator", g), ("training.networks.Discriminator", d)
 
 
 def ema_rampup(config: ml_collections.ConfigDict) -> float | None:

@@ -9,7 +9,6 @@ import time
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
@@ -18,10 +17,12 @@ from stylegan_jax import checkpoint, fileio
 from stylegan_jax.convert import load_official_pickle
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.images import image_grid, save_image, to_uint8
+from stylegan_jax.networks.generation import generate
 from stylegan_jax.training import config as config_lib
 from stylegan_jax.training import narration
 from stylegan_jax.training.monitor import Monitor
 from stylegan_jax.train_state import TrainState
+from stylegan_jax.training.r3gan_trainer import R3GANTrainer
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
 from stylegan_jax.tree_shapes import shape_mismatches
 
@@ -80,8 +81,10 @@ def _resume_weights(state: TrainState, source: str) -> TrainState:
         nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
     for key, old in (("G", state.g), ("D", state.d), ("G_ema", state.g_ema)):
         _check_same_shapes(nets[key], old, f"config.resume: {key} of {source}")
-    put = lambda new, old: jax.tree_util.tree_map(lambda n, o: jax.device_put(jnp.asarray(n, o.dtype), o.sharding),
-                                                  new, old)
+    # A host copy per leaf: loaded trees may share one array between layers (R3GAN's resampling
+    # kernels), and the donated training state must not hold one buffer twice.
+    put = lambda new, old: jax.tree_util.tree_map(
+        lambda n, o: jax.device_put(np.array(n, o.dtype, copy=True), o.sharding), new, old)
     return state.replace(g=put(nets["G"], state.g), d=put(nets["D"], state.d), g_ema=put(nets["G_ema"], state.g_ema))
 
 
@@ -107,8 +110,11 @@ def _local_slice(global_rows: np.ndarray) -> np.ndarray:
 
 def make_trainer(config: ml_collections.ConfigDict, G, D, mesh: Mesh | None = None) -> Trainer:
     """The Trainer of a config (losses, optimisers, augmentation, frozen D layers), on `mesh` or all devices."""
-    return Trainer(G, D, LossConfig(**config.loss), OptimizerConfig(**config.optimizer), config.batch_size,
-                   mesh=mesh, augment=config_lib.augment_config(config), freeze_d=config.freeze_d)
+    common = dict(optim=OptimizerConfig(**config.optimizer), batch_size=config.batch_size, mesh=mesh,
+                  augment=config_lib.augment_config(config), freeze_d=config.freeze_d)
+    if config.model.arch == "r3gan":
+        return R3GANTrainer(G, D, config_lib.r3gan_schedules(config), **common)
+    return Trainer(G, D, LossConfig(**config.loss), **common)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> TrainState:
@@ -147,7 +153,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     grid_rng = np.random.default_rng(config.seed + 123)
     grid_z = grid_rng.standard_normal((cols * rows, G.z_dim)).astype(np.float32)
     grid_c = _generator_labels(dataset, cols * rows, grid_rng)
-    render = jax.jit(lambda v, z, c: to_uint8(G.apply(v, z, c, noise_mode="const")))
+    render = jax.jit(lambda v, z, c: to_uint8(generate(G, v, z, c)))
 
     def snapshot(state: TrainState, step: int, nimg: int, stopping: bool) -> None:
         checkpoint.save(manager, state, {**meta, "step": step, "nimg": nimg})
@@ -160,7 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             monitor.write_metrics(_run_metrics(config, G, state.g_ema), nimg)
 
     step, nimg = int(state.step), int(state.nimg)
-    batches = dataset.iterate(start_batch=step)
+    batches = dataset.iterate(start_batch=step * trainer.batches_per_step)
     local_batch = config.batch_size // jax.process_count()
     if step == 0 and jax.process_index() == 0:
         first = itertools.islice(dataset.iterate(start_batch=0), -(-cols * rows // local_batch))
@@ -184,12 +190,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     monitor.log(f"Compiling the training phases ({phase_names}) and running the first iteration ...")
     try:
         while nimg < total_nimg:
-            batch = next(batches)
+            reals = [next(batches) for _ in range(trainer.batches_per_step)]
             rng = label_rng(step)
             gen_c = tuple(trainer.shard_batch(_local_slice(_generator_labels(dataset, config.batch_size, rng)))
                           for _ in trainer.phases)
             state, metrics = trainer.train_step(
-                state, step, nimg, trainer.shard_batch(batch["image"]), trainer.shard_batch(batch["label"]), gen_c,
+                state, step, nimg, tuple(trainer.shard_batch(batch["image"]) for batch in reals),
+                tuple(trainer.shard_batch(batch["label"]) for batch in reals), gen_c,
                 config.ema_kimg, config_lib.ema_rampup(config))
             latest.update(metrics)
             step, nimg = step + 1, nimg + config.batch_size

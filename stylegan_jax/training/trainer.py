@@ -70,6 +70,7 @@ class Phase:
     main: bool
     reg: bool
     interval: int
+    data_batch: int = 0  # which of the iteration's real batches it trains on (R3GAN's G and D take one each)
 
 
 def make_phases(loss: LossConfig) -> list[Phase]:
@@ -122,9 +123,14 @@ def _clean_gradients(grads):
 
 
 class Trainer:
-    """Compiles and runs the training phases of one (G, D) pair on a device mesh."""
+    """Compiles and runs the training phases of one (G, D) pair on a device mesh.
 
-    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, optim: OptimizerConfig,
+    This class trains StyleGAN2/3; another family subclasses it and replaces the hooks (the phase
+    list, optimisers, draws, losses, scheduled hyper-parameters and EMA decay) while the state,
+    sharding, Adam application, NaN handling, EMA and compilation stay shared.
+    """
+
+    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig | None, optim: OptimizerConfig,
                  batch_size: int, mesh: Mesh | None = None, augment: AugmentConfig | None = None,
                  freeze_d: int = 0):
         if optim.nonfinite_grads not in NONFINITE_RULES:
@@ -136,16 +142,15 @@ class Trainer:
             raise ValueError(f"batch_size {batch_size} is not divisible by the {self.mesh.size} devices")
         self.replicated = NamedSharding(self.mesh, P())
         self.batch_sharding = NamedSharding(self.mesh, P("data"))
-        self.phases = make_phases(loss)
+        self.phases = self._make_phases()
         d_abstract = jax.eval_shape(lambda: D.init({"params": jax.random.key(0)}, *D.example_inputs()))
         self.frozen_d = frozen_d_layers(d_abstract["params"], freeze_d)
         if len(self.frozen_d) < freeze_d:
             raise ValueError(f"freeze_d={freeze_d} but the discriminator has only {len(self.frozen_d)} "
                              "freezable layers")
         d_trainable = (lambda path: tuple(path[:2]) not in self.frozen_d) if self.frozen_d else None
-        self.g_tx = lazy_adam(optim.g_lr, optim.beta1, optim.beta2, optim.eps, loss.g_reg_interval)
-        self.d_tx = lazy_adam(optim.d_lr, optim.beta1, optim.beta2, optim.eps, loss.d_reg_interval, d_trainable)
-        self.max_blur_sigma = loss.blur_init_sigma if loss.blur_fade_kimg > 0 else 0.0
+        self.g_tx, self.d_tx = self._optimizers(d_trainable)
+        self.max_blur_sigma = loss.blur_init_sigma if loss is not None and loss.blur_fade_kimg > 0 else 0.0
         g_abstract = jax.eval_shape(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
                                                    *G.example_inputs()))
         self.noise_layers = draws_lib.noise_layers(g_abstract.get("buffers", {}))
@@ -153,6 +158,31 @@ class Trainer:
         self._reached_cache: dict = {}
         self.phase_fns = {phase.name: jit(self._make_phase(phase)) for phase in self.phases}
         self.finish = jit(self._finish)
+
+    # ---- hooks of the model family -------------------------------------------------------------
+    def _make_phases(self) -> list[Phase]:
+        return make_phases(self.loss)
+
+    def _optimizers(self, d_trainable) -> tuple[Adam, Adam]:
+        """G's and D's Adam (with the lazy-regularisation correction)."""
+        o, loss = self.optim, self.loss
+        return (lazy_adam(o.g_lr, o.beta1, o.beta2, o.eps, loss.g_reg_interval),
+                lazy_adam(o.d_lr, o.beta1, o.beta2, o.eps, loss.d_reg_interval, d_trainable))
+
+    def hyperparameters(self, nimg: int) -> dict[str, np.float32]:
+        """Scheduled values a phase takes as inputs at `nimg` images (none for StyleGAN2/3): 'lr' and
+        'beta2' override Adam's, the rest reach the losses."""
+        del nimg
+        return {}
+
+    def ema_decay(self, nimg: int, ema_kimg: float, ema_rampup: float | None) -> float:
+        """The G EMA's decay for the step that starts at `nimg` images."""
+        return ema_beta(self.batch_size, nimg, ema_kimg, ema_rampup)
+
+    @property
+    def batches_per_step(self) -> int:
+        """Real batches one iteration consumes."""
+        return 1 + max(phase.data_batch for phase in self.phases)
 
     # ---- state ------------------------------------------------------------------------------
     def init_state(self, seed: int) -> TrainState:
@@ -232,13 +262,14 @@ class Trainer:
         return self.D.apply(d_vars, img, c)
 
     # ---- phases -----------------------------------------------------------------------------
-    def _apply(self, state, which, tx: Adam, grads, loss_value, reached):
+    def _apply(self, state, which, tx: Adam, grads, loss_value, reached, hyper):
         """Adam update of G or D; a non-finite loss or gradient skips it or is cleaned up (see OptimizerConfig)."""
         variables, opt_state = getattr(state, which), getattr(state, f"{which}_opt")
         ok = _all_finite(loss_value, grads)
         if self.optim.nonfinite_grads == "official":
             grads = _clean_gradients(grads)
-        new_params, new_opt = tx.update(variables["params"], grads, opt_state, reached)
+        new_params, new_opt = tx.update(variables["params"], grads, opt_state, reached, lr=hyper.get("lr"),
+                                        beta2=hyper.get("beta2"))
         if self.optim.nonfinite_grads == "skip":
             new_params, new_opt = _select(ok, new_params, variables["params"]), _select(ok, new_opt, opt_state)
         return state.replace(**{which: {**variables, "params": new_params}, f"{which}_opt": new_opt}), ok
@@ -247,14 +278,14 @@ class Trainer:
         return jax.random.fold_in(jax.random.fold_in(state.rng, state.step), self.phases.index(phase))
 
     def _make_phase(self, phase: Phase) -> Callable:
-        def step(state, real_img, real_c, gen_c, draws=None):
+        def step(state, real_img, real_c, gen_c, draws=None, hyper=None):
             if draws is None:
                 draws = self.sample_draws(self._phase_key(state, phase), phase, gen_c.shape[0])
-            return self._run_phase(state, phase, real_img, real_c, gen_c, draws)
+            return self._run_phase(state, phase, {} if hyper is None else hyper, real_img, real_c, gen_c, draws)
 
         return step
 
-    def _loss_inputs(self, state, phase: Phase, real_img, gen_c, draws):
+    def _loss_inputs(self, state, phase: Phase, real_img, real_c, gen_c, draws):
         """What a phase's loss needs besides the parameters: for D phases the (EMA-updating) fakes."""
         if phase.net == "G" or not phase.main:
             return state.g, None
@@ -262,20 +293,20 @@ class Trainer:
         fake, _, g_vars = self._run_g(state.g, d["z"], gen_c, d["g"], update_emas=True)
         return g_vars, jax.lax.stop_gradient(fake)
 
-    def _run_phase(self, state: TrainState, phase: Phase, real_img, real_c, gen_c, draws):
+    def _run_phase(self, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws):
         real_img = to_float_images(real_img)
-        g_vars, fake = self._loss_inputs(state, phase, real_img, gen_c, draws)
+        g_vars, fake = self._loss_inputs(state, phase, real_img, real_c, gen_c, draws)
         which = phase.net.lower()
         loss_fn = self._g_loss if phase.net == "G" else self._d_loss
+        loss_args = (state, hyper, real_img, real_c, gen_c, draws, fake)
         (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            getattr(state, which)["params"], state, phase, real_img, real_c, gen_c, draws, fake)
+            getattr(state, which)["params"], loss_args[0], phase, *loss_args[1:])
         tx = self.g_tx if phase.net == "G" else self.d_tx
-        state, ok = self._apply(state, which, tx, grads, loss, self._reached(phase, state, real_img, real_c, gen_c,
-                                                                              draws, fake))
+        state, ok = self._apply(state, which, tx, grads, loss, self._reached(phase, *loss_args), hyper)
         if "pl_mean" in aux:
             state = state.replace(pl_mean=jnp.where(ok, aux["pl_mean"], state.pl_mean))
             aux["pl_mean"] = state.pl_mean
-        if phase.main and phase.net == "D":
+        if phase.main and phase.net == "D" and "buffers" in g_vars:
             state = state.replace(g={**state.g, "buffers": _select(ok, g_vars["buffers"], state.g["buffers"])})
         if "signs/real_sum" in aux:
             state = state.replace(ada_sign_sum=state.ada_sign_sum + aux.pop("signs/real_sum"),
@@ -295,9 +326,9 @@ class Trainer:
                 getattr(state, which)["params"], state, *loss_args[1:])
         return self._reached_cache[key]
 
-    def _g_loss(self, g_params, state: TrainState, phase: Phase, real_img, real_c, gen_c, draws, fake):
+    def _g_loss(self, g_params, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws, fake):
         """Gmain (non-saturating loss through D) and/or Greg (path length), times the phase's gain."""
-        del real_img, real_c, fake
+        del hyper, real_img, real_c, fake
         gain = phase.interval
         g_vars = {**state.g, "params": g_params}
         total, aux = 0.0, {}
@@ -318,8 +349,9 @@ class Trainer:
             aux.update({"loss/pl_penalty": jnp.mean(penalty), "pl_mean": new_mean})
         return total, aux
 
-    def _d_loss(self, d_params, state: TrainState, phase: Phase, real_img, real_c, gen_c, draws, fake):
+    def _d_loss(self, d_params, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws, fake):
         """Dmain (logistic loss on fakes and reals) and/or Dreg (R1 on the reals), times the phase's gain."""
+        del hyper
         gain = phase.interval
         d_vars = {**state.d, "params": d_params}
         p, nimg = state.augment_p, state.nimg
@@ -348,7 +380,7 @@ class Trainer:
     def _finish(self, state: TrainState, beta: jax.Array, phases_ok: list[jax.Array]):
         """The G EMA (parameters lerped, buffers copied), counters, and ADA's p every `interval` iterations."""
         params = jax.tree_util.tree_map(lambda p, e: losses.lerp(p, e, beta), state.g["params"], state.g_ema["params"])
-        g_ema = {**state.g_ema, "params": params, "buffers": state.g["buffers"]}
+        g_ema = {**state.g, "params": params}
         ok = jnp.all(jnp.stack(phases_ok))
         streak = jnp.where(ok, 0, state.streak + 1)
         step = state.step + 1
@@ -375,9 +407,10 @@ class Trainer:
         local = self.batch_size // jax.process_count()
         images = self.shard_batch(np.zeros((local, *image_shape), np.uint8))
         labels = self.shard_batch(np.zeros((local, c_dim), np.float32))
+        hyper = self._hyper_inputs(0)
         for phase in self.phases:
             if phase.main or phase.reg:
-                self.phase_fns[phase.name].lower(state, images, labels, labels).compile()
+                self.phase_fns[phase.name].lower(state, images, labels, labels, hyper=hyper).compile()
         flag = jax.ShapeDtypeStruct((), jnp.bool_, sharding=self.replicated)
         for count in sorted({len(self._phases_run(step)) for step in range(self._schedule_period())}):
             self.finish.lower(state, jnp.float32(0.5), [flag] * count).compile()
@@ -390,23 +423,35 @@ class Trainer:
         return [phase for phase in self.phases if step % phase.interval == 0 and (phase.main or phase.reg)]
 
     # ---- one iteration ----------------------------------------------------------------------
-    def train_step(self, state: TrainState, step: int, nimg: int, real_img: jax.Array, real_c: jax.Array,
-                   gen_c: tuple[jax.Array, ...], ema_kimg: float, ema_rampup: float | None,
-                   draws: dict[str, dict] | None = None) -> tuple[TrainState, dict[str, Any]]:
+    def _hyper_inputs(self, nimg: int) -> dict[str, jax.Array] | None:
+        values = self.hyperparameters(nimg)
+        return {name: jnp.float32(value) for name, value in values.items()} if values else None
+
+    def train_step(self, state: TrainState, step: int, nimg: int, real_img: jax.Array | tuple[jax.Array, ...],
+                   real_c: jax.Array | tuple[jax.Array, ...], gen_c: tuple[jax.Array, ...], ema_kimg: float,
+                   ema_rampup: float | None, draws: dict[str, dict] | None = None
+                   ) -> tuple[TrainState, dict[str, Any]]:
         """One official training iteration: the phases due at `step` in order, then the G EMA and ADA.
 
         `step` and `nimg` are the host's copies of the state's counters (no device sync);
-        `real_img` is uint8 NHWC; `gen_c` holds one label batch per phase of `self.phases`;
+        `real_img` is uint8 NHWC, or a tuple of `batches_per_step` such batches (and `real_c` alike);
+        `gen_c` holds one label batch per phase of `self.phases`;
         `draws` optionally gives each phase's random inputs by phase name (replay).
         Returns device arrays only, so consecutive steps are dispatched without waiting.
         """
+        if not isinstance(real_img, tuple):
+            real_img, real_c = (real_img,), (real_c,)
+        if len(real_img) != self.batches_per_step:
+            raise ValueError(f"an iteration takes {self.batches_per_step} real batch(es), got {len(real_img)}")
+        hyper = self._hyper_inputs(nimg)
         metrics: dict[str, Any] = {}
         for phase in self._phases_run(step):
             index = self.phases.index(phase)
             extra = () if draws is None else (draws[phase.name],)
-            state, m = self.phase_fns[phase.name](state, real_img, real_c, gen_c[index], *extra)
+            state, m = self.phase_fns[phase.name](state, real_img[phase.data_batch], real_c[phase.data_batch],
+                                                  gen_c[index], *extra, hyper=hyper)
             metrics.update(m)
-        beta = ema_beta(self.batch_size, nimg, ema_kimg, ema_rampup)
+        beta = self.ema_decay(nimg, ema_kimg, ema_rampup)
         phases_ok = [v for k, v in metrics.items() if k.startswith("finite/")]
         state, m = self.finish(state, jnp.float32(beta), phases_ok)
         metrics.update(m)
