@@ -8,9 +8,9 @@ from stylegan_jax.training.config import default_config
 
 def get_config():
     c = default_config()
-    c.total_kimg = 100.0
+    c.total_kimg = 20.0
     c.batch_size = 32
-    c.snapshot_kimg = 10.0
+    c.snapshot_kimg = 5.0
     c.tick_kimg = 1.0
     c.max_to_keep = 20
     c.dataset.source = "digits"
@@ -22,5 +22,5 @@ def get_config():
     c.model.num_fp16_res = 0
     c.loss.r1_gamma = 1.0
     c.optimizer.g_lr = c.optimizer.d_lr = 0.0025
-    c.ema_kimg = 10.0
+    c.ema_kimg = 2.0
     return c

@@ -1,6 +1,8 @@
 """R3GAN on the shared Trainer: one official iteration against the golden loss files, schedules, configs,
 and `main` training, snapshotting and resuming an R3GAN run like a straight one."""
 
+import pathlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -181,3 +183,27 @@ def test_the_official_arguments_mirror_g_for_d():
     assert g["ConditionEmbeddingDimension"] == 16 and d["ConditionEmbeddingDimension"] == 16
     G = build_network(g_class, g)
     assert G.z_dim == 16 and G.c_dim == 3
+
+
+@pytest.mark.parametrize("name, preset", [("r3gan_cifar10", "CIFAR10"), ("r3gan_ffhq256", "FFHQ-256"),
+                                          ("r3gan_imagenet64", "ImageNet-64"), ("r3gan_utkface", "FFHQ-64"),
+                                          ("study_digits32_r3gan", "CIFAR10")])
+def test_r3gan_config_files_validate_and_keep_the_official_recipe(name, preset):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, pathlib.Path(__file__).parents[1] / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config()
+    config.dataset.source, config.dataset.path = "digits", ""  # the data itself is not here
+    config_lib.validate_config(config, num_devices=8)
+    official = PRESETS[preset]
+    assert config.model.arch == "r3gan" and config.schedule.lr == (official.lr.base, official.lr.final)
+    assert config.schedule.beta2 == (official.beta2.base, official.beta2.final)
+    assert config.schedule.gamma == (official.gamma.base, official.gamma.final)
+    assert len(config.model.r3gan.widths) == int(np.log2(config.dataset.resolution)) - 1
+    if name.startswith("r3gan_") and name != "r3gan_utkface":  # the presets themselves
+        assert config.batch_size == official.batch_size and config.schedule.decay_kimg * 1000 == official.lr.total_nimg
+        assert config.augment.mode == "scheduled" and config.schedule.aug_p == (0.0, official.aug_p.final)
+        assert config.augment.multipliers.hue == 0.5 and config.augment.multipliers.cutout == 1.0
+        assert config.model.compute_dtype == "bfloat16"
