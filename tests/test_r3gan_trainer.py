@@ -153,6 +153,7 @@ def test_r3gan_trains_through_main_and_resumes_like_a_straight_run(tmp_path):
     ("schedule.aug_p", (0.0, 1.5), "in [0, 1]"),
     ("model.r3gan.widths", (16, 16), "does not give a 16x16 network"),
     ("model.r3gan.cardinalities", (3, 2, 1), "cardinality 3 does not divide"),
+    ("metrics", ("fid1k_full", "ppl2_wend"), "cannot hold PPL or equivariance metrics for R3GAN"),
 ])
 def test_bad_r3gan_settings_fail_at_start_up_naming_the_key(key, value, message):
     config = _tiny_r3gan_config()

@@ -240,6 +240,8 @@ def _check_r3gan(config: ml_collections.ConfigDict) -> None:
         ("augment.mode", config.augment.mode in ("scheduled", "none"),
          "must be 'scheduled' (p follows config.schedule.aug_p) or 'none' for R3GAN"),
         ("freeze_d", config.freeze_d == 0, "must be 0 for R3GAN"),
+        ("metrics", not any(name.startswith(("ppl", "eq")) for name in config.metrics),
+         "cannot hold PPL or equivariance metrics for R3GAN (they need a w space)"),
         ("schedule.decay_kimg", s.decay_kimg > 0, "must be positive"),
         *((f"schedule.{key}", len(s[key]) == 2 and ok(*s[key]), f"must be a pair (base, final) {what}")
           for key, ok, what in (("lr", lambda a, b: a > 0 and b > 0, "of positive numbers"),
