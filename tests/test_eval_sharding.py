@@ -44,6 +44,9 @@ class ShardingProbe:
     def __init__(self, G):
         self.G, self.z_dim, self.c_dim, self.seen = G, G.z_dim, G.c_dim, []
 
+    def mapping(self, z, c):  # only its presence is read (a generator with a w space)
+        raise NotImplementedError
+
     def synthesis(self, ws, transform=None):  # only its signature is read (it takes a transform)
         raise NotImplementedError
 
