@@ -6,9 +6,7 @@ os.environ["XLA_FLAGS"] = (
 ).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# No persistent compilation cache: the pytest process segfaulted twice in CI (jax's
-# compilation_cache.get_executable_and_time in test_trainer) reading an entry that the training
-# subprocesses had written to the shared cache, most likely one cut short by the kill -9 test.
+# No persistent compilation cache: the suite's runs write and read the same executables concurrently.
 
 import pathlib  # noqa: E402
 
@@ -34,6 +32,22 @@ def load_golden(name: str):
     if not path.exists():
         pytest.skip(f"{path} is absent: the golden files live in ../shared (always present in CI)")
     return np.load(path, allow_pickle=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def release_compiled_executables():
+    """Drops every module's compiled executables when it ends.
+
+    Each XLA:CPU executable keeps its own memory mappings; one pytest process that keeps all of the
+    suite's executables passes the kernel's limit of 65,530 mappings and segfaults in the compiler.
+    """
+    yield
+    import gc
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 @pytest.fixture(params=["cpu", "generic"])
