@@ -14,6 +14,35 @@ from PIL import Image
 from stylegan_jax import fileio
 
 
+def image_size(resolution: int | Sequence[int] | str) -> tuple[int, int]:
+    """(height, width) of a resolution given as one side, a [height, width] pair or "HxW" (e.g. "32x64").
+
+    Both sides must be powers of two >= 4, so that the aspect ratio is a power of two too.
+    """
+    given = resolution
+    if isinstance(resolution, str):
+        parts = resolution.lower().split("x")
+        if not 1 <= len(parts) <= 2 or not all(p.strip().isdigit() for p in parts):
+            raise ValueError(f"must be one side or HxW (e.g. 256 or 32x64), got {resolution!r}")
+        resolution = [int(p) for p in parts]
+    sides = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
+    if len(sides) != 2 or any(int(s) != s or s < 4 or int(s) & (int(s) - 1) for s in sides):
+        raise ValueError(f"must have sides that are powers of two >= 4 (one side or HxW), got {given!r}")
+    return int(sides[0]), int(sides[1])
+
+
+def aspect_factors(resolution: int | Sequence[int] | str) -> tuple[int, int]:
+    """(height, width) of the resolution divided by its shorter side: (1, 1) square, (1, 2) wide, (2, 1) tall."""
+    height, width = image_size(resolution)
+    short = min(height, width)
+    return height // short, width // short
+
+
+def short_side(resolution: int | Sequence[int] | str) -> int:
+    """The shorter side of a resolution: the one that names the networks' blocks and sets their widths."""
+    return min(image_size(resolution))
+
+
 def to_uint8(images: jax.Array) -> jax.Array:
     """Generator output (about [-1, 1]) -> uint8 like the official tools: the value
     x * 127.5 + 128 clipped to [0, 255] and truncated (torch's cast), not rounded."""

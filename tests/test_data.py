@@ -185,8 +185,11 @@ def test_channel_mismatch_fails_at_start_up(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    (dict(resolution=48), "dataset.resolution: must be a power of two"),
-    (dict(resolution="64"), "dataset.resolution: expected int"),
+    (dict(resolution=48), "dataset.resolution: must have sides that are powers of two"),
+    (dict(resolution="32by64"), "dataset.resolution: must be one side or HxW"),
+    (dict(resolution="32x48"), "dataset.resolution: must have sides that are powers of two .* got '32x48'"),
+    (dict(resolution=True), "dataset.resolution: expected one side or HxW"),
+    (dict(fit="pad"), "dataset.fit: must be one of crop, letterbox, got 'pad'"),
     (dict(channels=2), "dataset.channels: must be 1 or 3, got 2"),
     (dict(source="lmdb"), "dataset.source: unknown source 'lmdb'"),
     (dict(path="/no/such/folder"), "dataset.path: /no/such/folder does not exist"),

@@ -126,12 +126,14 @@ def test_load_target_crops_the_centre_and_resizes(tmp_path):
     target = load_target(tmp_path / "wide.png", 8)
     assert target.shape == (8, 8, 3) and target.dtype == np.uint8
     assert np.abs(target.astype(int) - 200).max() <= 2
+    whole = load_target(tmp_path / "wide.png", (8, 16))  # a 1:2 generator takes the whole 1:2 image
+    assert whole.shape == (8, 16, 3) and whole[:, 0].max() <= 2 and np.abs(whole[:, 8].astype(int) - 200).max() <= 2
     (tmp_path / "bad.png").write_bytes(b"not an image")
     with pytest.raises(ValueError, match="cannot read image"):
         load_target(tmp_path / "bad.png", 8)
     with pytest.raises(ValueError, match="cannot read image"):
         load_target(tmp_path / "missing.png", 8)
-    with pytest.raises(ValueError, match=r"is 40x20: its centre square is smaller than the generator's 32x32"):
+    with pytest.raises(ValueError, match=r"is 40x20 \(width x height\): its centre crop is smaller than the generator's 32x32"):
         load_target(tmp_path / "wide.png", 32)
 
 

@@ -157,9 +157,15 @@ def test_resume_weights_of_another_shape_are_refused_with_the_variable_named(tin
     with pytest.raises(ValueError, match=r"config\.resume: G of /runs/other does not fit .*1 variable") as error:
         loop._resume_weights(state, "/runs/other")
     assert wrong_name in str(error.value)
-    resumed = loop._resume_weights(state, "/runs/same")
+    resumed, reinitialised = loop._resume_weights(state, "/runs/same")
+    assert reinitialised == []
     for new, old in zip(jax.tree_util.tree_leaves(resumed.g), jax.tree_util.tree_leaves(state.g)):
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
+    # A non-square network takes what fits and names what it re-initialises; names must still match.
+    resumed, reinitialised = loop._resume_weights(state, "/runs/other", reshape_ok=True)
+    assert reinitialised == [f"G {wrong_name} {np.shape(paths_and_leaves[0][1]) + (2,)} -> "
+                             f"{np.shape(paths_and_leaves[0][1])}"]
+    np.testing.assert_array_equal(np.asarray(jax.tree_util.tree_leaves(resumed.g)[0]), np.asarray(paths_and_leaves[0][1]))
 
 
 def test_transfer_learning_from_an_official_pickle_with_ada_and_frozen_d_layers(tmp_path):

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import numpy as np
 
+from stylegan_jax.images import image_size
+
 COLLECTIONS = ("params", "buffers")
 
 NETWORK_CLASSES = {
@@ -35,7 +37,13 @@ def build_network(class_name: str, init_kwargs: Mapping[str, Any]) -> nn.Module:
     unknown = sorted(set(init_kwargs) - fields)
     if unknown:
         raise ValueError(f"{class_name}: unsupported constructor argument(s) {unknown}")
-    return cls(**init_kwargs)
+    kwargs = dict(init_kwargs)
+    if isinstance(kwargs.get("img_resolution"), (list, tuple)):  # [height, width]: a hashable pair
+        try:
+            kwargs["img_resolution"] = image_size(kwargs["img_resolution"])
+        except ValueError as e:
+            raise ValueError(f"{class_name}: img_resolution: {e}") from None
+    return cls(**kwargs)
 
 
 def network_spec(module: nn.Module) -> tuple[str, dict[str, Any]]:

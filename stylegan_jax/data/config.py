@@ -5,10 +5,13 @@ import dataclasses
 from typing import Any, Mapping
 
 import ml_collections
+from ml_collections import config_dict
 
 from stylegan_jax import fileio
+from stylegan_jax.images import image_size
 
 SOURCES = ("folder", "zip", "tfrecord", "tfds", "digits")
+FITS = ("crop", "letterbox")
 TFRECORD_METADATA = "metadata.json"
 
 
@@ -34,7 +37,8 @@ class DatasetConfig:
     name: str = ""
     split: str = "train"
     data_dir: str = ""
-    resolution: int = 256
+    resolution: int | tuple[int, int] = 256  # one side, or (height, width) when not square
+    fit: str = "crop"
     channels: int = 3
     xflip: bool = False
     use_labels: bool = False
@@ -49,12 +53,18 @@ def default_dataset_config() -> ml_collections.ConfigDict:
     source: 'folder' | 'zip' (PNG/JPEG, labels from dataset.json or class sub-folders), 'tfrecord'
     (shards written by stylegan_jax.dataset_tool), 'tfds' (a prepared TFDS dataset `name`/`split`
     under `data_dir`), 'digits' (scikit-learn's 8x8 digits, upsampled). path: the folder, zip or
-    shard folder. resolution, channels (1 or 3): what training sees. xflip: add mirrored copies.
+    shard folder. resolution: one side (256) or height x width ("32x64", (32, 64)), powers of two.
+    fit: how images of another aspect ratio reach the resolution's: 'crop' (the centre region of that
+    aspect) or 'letterbox' (the whole image, centred on black borders). channels (1 or 3): what
+    training sees. xflip: add mirrored copies.
     use_labels: one-hot class labels. max_size: keep a fixed random subset of this many images (0:
     all). convert_channels: convert images with other channel counts instead of failing.
     num_threads: TF threads for decoding (0: min(8, CPU count)).
     """
-    return ml_collections.ConfigDict(dataclasses.asdict(DatasetConfig()))
+    config = ml_collections.ConfigDict(dataclasses.asdict(DatasetConfig()))
+    # Any type, so that the command line may give 256, 32x64 or (32, 64).
+    config.resolution = config_dict.FieldReference(DatasetConfig.resolution, field_type=object)
+    return config
 
 
 def _check_type(key: str, value: Any, kind: type) -> None:
@@ -78,6 +88,17 @@ def _check_path(config: DatasetConfig) -> None:
                                          "`python -m stylegan_jax.dataset_tool`")
 
 
+def normal_resolution(resolution: Any) -> int | tuple[int, int]:
+    """One side for a square resolution, (height, width) otherwise; DatasetConfigError when invalid."""
+    if isinstance(resolution, bool):
+        raise DatasetConfigError("resolution", f"expected one side or HxW, got {resolution!r}")
+    try:
+        height, width = image_size(resolution)
+    except (ValueError, TypeError) as e:
+        raise DatasetConfigError("resolution", str(e)) from None
+    return height if height == width else (height, width)
+
+
 def validate_dataset_config(cfg: Mapping[str, Any] | ml_collections.ConfigDict) -> DatasetConfig:
     """Checks the dataset settings at start-up (keys, types, values, paths) and returns them typed.
 
@@ -88,12 +109,15 @@ def validate_dataset_config(cfg: Mapping[str, Any] | ml_collections.ConfigDict) 
     for key, value in values.items():
         if key not in fields:
             raise DatasetConfigError(key, f"unknown key; known keys: {', '.join(fields)}")
-        _check_type(key, value, type(fields[key].default))
+        if key != "resolution":
+            _check_type(key, value, type(fields[key].default))
+    if "resolution" in values:
+        values["resolution"] = normal_resolution(values["resolution"])
     config = DatasetConfig(**values)
     if config.source not in SOURCES:
         raise DatasetConfigError("source", f"unknown source {config.source!r}; expected one of {', '.join(SOURCES)}")
-    if config.resolution < 4 or config.resolution & (config.resolution - 1):
-        raise DatasetConfigError("resolution", f"must be a power of two >= 4, got {config.resolution}")
+    if config.fit not in FITS:
+        raise DatasetConfigError("fit", f"must be one of {', '.join(FITS)}, got {config.fit!r}")
     if config.channels not in (1, 3):
         raise DatasetConfigError("channels", f"must be 1 or 3, got {config.channels}")
     for key in ("max_size", "num_threads"):

@@ -13,6 +13,7 @@ from stylegan_jax.data.config import validate_dataset_config
 from stylegan_jax.data.image_set import ImageSet
 from stylegan_jax.data.order import process_batches
 from stylegan_jax.data.pipeline import load_batches
+from stylegan_jax.images import image_size
 
 Config = Mapping[str, Any] | ml_collections.ConfigDict
 
@@ -28,7 +29,7 @@ class DatasetInfo:
 
     name: str
     num_images: int
-    resolution: int
+    resolution: int | tuple[int, int]  # one side, or (height, width)
     channels: int
     c_dim: int
     xflip: bool
@@ -39,10 +40,14 @@ def _info(images: ImageSet) -> DatasetInfo:
     config = images.config
     key = dict(source=config.source, location=images.source.location, resolution=config.resolution,
                channels=config.channels, xflip=config.xflip, max_size=config.max_size)
+    if config.fit != "crop":  # square crops keep the identities they had before `fit` existed
+        key["fit"] = config.fit
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    height, width = image_size(config.resolution)
+    shown = str(height) if height == width else f"{height}x{width}"
     return DatasetInfo(name=images.source.name, num_images=len(images), resolution=config.resolution,
                        channels=config.channels, c_dim=images.c_dim, xflip=config.xflip,
-                       identity=f"{images.source.name}-{config.resolution}-{digest}")
+                       identity=f"{images.source.name}-{shown}-{digest}")
 
 
 class Dataset:

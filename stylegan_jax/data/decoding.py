@@ -41,15 +41,40 @@ def header_channels(file: BinaryIO) -> int:
         return mode_channels(image.mode)
 
 
-def to_training_array(image: PIL.Image.Image, resolution: int, channels: int) -> np.ndarray:
-    """uint8 [resolution, resolution, channels]: converted to L or RGB, centre-cropped square, LANCZOS-resized."""
+def _height_width(resolution: int | tuple[int, int]) -> tuple[int, int]:
+    return (resolution, resolution) if np.ndim(resolution) == 0 else (int(resolution[0]), int(resolution[1]))
+
+
+def crop_size(size: tuple[int, int], resolution: int | tuple[int, int]) -> tuple[int, int]:
+    """(width, height) of the largest centred region of an image of `size` (width, height) with the resolution's aspect."""
+    (width, height), (res_h, res_w) = size, _height_width(resolution)
+    if width * res_h > height * res_w:  # wider than the target aspect
+        return height * res_w // res_h, height
+    return width, width * res_h // res_w
+
+
+def to_training_array(image: PIL.Image.Image, resolution: int | tuple[int, int], channels: int,
+                      fit: str = "crop") -> np.ndarray:
+    """uint8 [height, width, channels]: converted to L or RGB, fitted to the resolution's aspect, LANCZOS-resized.
+
+    fit='crop' keeps the largest centred region of the resolution's aspect ratio (the official
+    square crop when square); fit='letterbox' resizes the whole image into it, centred on black.
+    """
+    height, width = _height_width(resolution)
     image = image.convert("L" if channels == 1 else "RGB")
-    width, height = image.size
-    side = min(width, height)
-    if width != height:
-        left, top = (width - side) // 2, (height - side) // 2
-        image = image.crop((left, top, left + side, top + side))
-    if side != resolution:
-        image = image.resize((resolution, resolution), PIL.Image.LANCZOS)
+    if fit == "letterbox":
+        scale = min(width / image.width, height / image.height)
+        inner = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        canvas = PIL.Image.new(image.mode, (width, height))
+        canvas.paste(image.resize(inner, PIL.Image.LANCZOS) if inner != image.size else image,
+                     ((width - inner[0]) // 2, (height - inner[1]) // 2))
+        image = canvas
+    else:
+        crop_w, crop_h = crop_size(image.size, resolution)
+        if (crop_w, crop_h) != image.size:
+            left, top = (image.width - crop_w) // 2, (image.height - crop_h) // 2
+            image = image.crop((left, top, left + crop_w, top + crop_h))
+        if image.size != (width, height):
+            image = image.resize((width, height), PIL.Image.LANCZOS)
     array = np.asarray(image, np.uint8)
     return array[:, :, None] if channels == 1 else array

@@ -12,6 +12,7 @@ from stylegan_jax.data.config import DatasetConfig, DatasetConfigError
 from stylegan_jax.data.decoding import DECODE_ERRORS, to_training_array
 from stylegan_jax.data.pipeline import default_num_threads, load_batches
 from stylegan_jax.data.sources import open_source
+from stylegan_jax.images import image_size
 
 logger = logging.getLogger("stylegan_jax.data")
 _SHOWN = 5  # unreadable files named in a message
@@ -37,7 +38,7 @@ class ImageSet:
     def __init__(self, config: DatasetConfig):
         self.config = config
         self.num_threads = config.num_threads or default_num_threads()
-        self.image_shape = (config.resolution, config.resolution, config.channels)
+        self.image_shape = (*image_size(config.resolution), config.channels)
         self.source = open_source(config)
         candidates = _subset(self.source.size, config.max_size)
         channels, errors = self._inspect(candidates)
@@ -86,7 +87,7 @@ class ImageSet:
     def load(self, position: int) -> np.ndarray:
         """The training array of the image at `position` (raises one of DECODE_ERRORS)."""
         image = self.source.read(int(self.indices[position]))
-        return to_training_array(image, self.config.resolution, self.config.channels)
+        return to_training_array(image, self.config.resolution, self.config.channels, self.config.fit)
 
     def load_or_skip(self, position: int) -> tuple[np.ndarray, int]:
         """(image, position), or (zeros, -1) after reporting the file when it cannot be decoded."""

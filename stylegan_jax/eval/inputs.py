@@ -47,7 +47,7 @@ class RealImages:
 
     identity: str
     images: np.ndarray | Callable[[], Iterable[np.ndarray]]
-    resolution: int | None = None
+    resolution: int | tuple[int, int] | None = None  # one side, or (height, width)
     labels: np.ndarray | None = None
     xflip: bool = False
     batch_size: int = 64
@@ -58,7 +58,9 @@ class RealImages:
             raise ValueError("RealImages needs a non-empty dataset identity (it keys the statistics cache)")
         if isinstance(self.images, np.ndarray):
             self.images = check_uint8_nhwc(self.images, f"real images of {self.identity!r}")
-            self.resolution, self.count = self.images.shape[1], len(self.images)
+            height, width = self.images.shape[1:3]
+            self.resolution = height if height == width else (height, width)
+            self.count = len(self.images)
         elif not callable(self.images):
             raise TypeError("RealImages.images must be a uint8 NHWC array or a zero-argument callable returning "
                             f"an iterable of batches (it is read once per statistic), got {type(self.images)}")

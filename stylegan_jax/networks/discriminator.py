@@ -9,10 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
+from stylegan_jax.images import image_size
 from stylegan_jax.networks.layers import (
     AcceptsChannelsLastFlag, Conv2dLayer, FullyConnectedLayer, MappingNetwork, compute_dtype_for,
     resample_filter_buffer)
-from stylegan_jax.networks.stylegan2 import ARCHITECTURES, channels_per_resolution, low_precision_resolution
+from stylegan_jax.networks.stylegan2 import (
+    ARCHITECTURES, block_resolutions, block_shape, channels_per_resolution, low_precision_resolution)
 from stylegan_jax.ops.normalization import minibatch_std
 from stylegan_jax.ops.upfirdn2d import downsample2d
 
@@ -58,11 +60,11 @@ class DiscriminatorBlock(AcceptsChannelsLastFlag):
 
 
 class DiscriminatorEpilogue(nn.Module):
-    """Final 4x4 stage: (fromRGB), minibatch stddev, conv, two dense layers, label projection."""
+    """Final 4x4 stage (4 on the shorter side): (fromRGB), minibatch stddev, conv, two dense layers, label projection."""
 
     in_channels: int
     cmap_dim: int
-    resolution: int
+    resolution: int | tuple[int, int]  # one side, or (height, width)
     img_channels: int
     architecture: str = "resnet"
     mbstd_group_size: int | None = 4
@@ -82,7 +84,8 @@ class DiscriminatorEpilogue(nn.Module):
                         activation=self.activation, conv_clamp=self.conv_clamp, name="conv")(x)
         # The official dense layer flattens NCHW activations.
         x = jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1)
-        x = FullyConnectedLayer(self.in_channels * self.resolution ** 2, self.in_channels,
+        height, width = image_size(self.resolution)
+        x = FullyConnectedLayer(self.in_channels * height * width, self.in_channels,
                                 activation=self.activation, name="fc")(x)
         x = FullyConnectedLayer(self.in_channels, 1 if self.cmap_dim == 0 else self.cmap_dim, name="out")(x)
         if self.cmap_dim > 0:
@@ -94,7 +97,7 @@ class Discriminator(nn.Module):
     """StyleGAN2 discriminator with the official constructor arguments; takes NHWC images."""
 
     c_dim: int
-    img_resolution: int
+    img_resolution: int | tuple[int, int]  # one side, or (height, width) with a power-of-two aspect
     img_channels: int
     architecture: str = "resnet"
     channel_base: int = 32768
@@ -111,21 +114,17 @@ class Discriminator(nn.Module):
     @nn.nowrap
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
         """Zero images and labels of the right shapes, e.g. for `init`."""
-        res = self.img_resolution
-        return jnp.zeros((batch, res, res, self.img_channels)), jnp.zeros((batch, self.c_dim))
+        return jnp.zeros((batch, *image_size(self.img_resolution), self.img_channels)), jnp.zeros((batch, self.c_dim))
 
     @nn.compact
     def __call__(self, img: jax.Array, c: jax.Array | None = None, update_emas: bool = False) -> jax.Array:
         del update_emas  # the discriminator has no running statistics
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
-        res_log2 = int(np.log2(self.img_resolution))
-        if self.img_resolution < 4 or 2 ** res_log2 != self.img_resolution:
-            raise ValueError(f"img_resolution must be a power of two >= 4, got {self.img_resolution}")
-        expected = (self.img_resolution, self.img_resolution, self.img_channels)
+        resolutions = block_resolutions(self.img_resolution)[:0:-1]  # the image's down to 8, named by the shorter side
+        expected = (*image_size(self.img_resolution), self.img_channels)
         if img.ndim != 4 or img.shape[1:] != expected:
             raise ValueError(f"images must be NHWC of shape [N, {', '.join(map(str, expected))}], got {img.shape}")
-        resolutions = [2 ** i for i in range(res_log2, 2, -1)]
         channels = channels_per_resolution(resolutions + [4], self.channel_base, self.channel_max)
         fp16_res = low_precision_resolution(self.img_resolution, self.num_fp16_res)
         cmap_dim = 0 if self.c_dim == 0 else (channels[4] if self.cmap_dim is None else self.cmap_dim)
@@ -137,12 +136,13 @@ class Discriminator(nn.Module):
         block = nn.remat(DiscriminatorBlock) if self.remat else DiscriminatorBlock
         for res in resolutions:
             x, img = block(
-                channels[res] if res < self.img_resolution else 0, channels[res], channels[res // 2],
+                channels[res] if res < resolutions[0] else 0, channels[res], channels[res // 2],
                 resolution=res, use_fp16=res >= fp16_res, compute_dtype=self.compute_dtype,
                 name=f"b{res}", **block_kwargs, **common)(x, img)
         cmap = None
         if self.c_dim > 0:
             cmap = MappingNetwork(0, self.c_dim, cmap_dim, num_ws=None, w_avg_beta=None, name="mapping",
                                   **self.mapping_kwargs)(None, c)
-        return DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, name="b4",
+        return DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=block_shape(4, self.img_resolution),
+                                     name="b4",
                                      **self.epilogue_kwargs, **common)(x, img, cmap)

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
+from stylegan_jax.images import aspect_factors, image_size, short_side
 from stylegan_jax.networks.layers import (
     BUFFERS, AcceptsChannelsLastFlag, Conv2dLayer, FullyConnectedLayer, GeneratorBase, MappingNetwork,
     compute_dtype_for, resample_filter_buffer)
@@ -17,17 +18,29 @@ from stylegan_jax.ops.modulated_conv2d import modulated_conv2d
 from stylegan_jax.ops.upfirdn2d import upsample2d
 
 NOISE_MODES = ("random", "const", "none")
-# Variable collection of per-layer noise images [N, res, res, 1] that replace the random draws of
+# Variable collection of per-layer noise images [N, H, W, 1] that replace the random draws of
 # noise_mode="random" (the trainer draws them itself, or replays recorded ones).
 NOISE_INPUTS = "noise_inputs"
 ARCHITECTURES = ("orig", "skip", "resnet")
 
 
-def block_resolutions(img_resolution: int) -> list[int]:
-    """Resolutions of the synthesis blocks, 4 up to img_resolution (a power of two >= 4)."""
-    if img_resolution < 4 or img_resolution & (img_resolution - 1):
-        raise ValueError(f"img_resolution must be a power of two >= 4, got {img_resolution}")
-    return [2 ** i for i in range(2, int(np.log2(img_resolution)) + 1)]
+def block_resolutions(img_resolution: int | Sequence[int]) -> list[int]:
+    """Resolutions of the blocks, 4 up to the image's shorter side, which names them (b4, b8, ...).
+
+    img_resolution is one side or a (height, width) pair of powers of two >= 4; a non-square block
+    at resolution r has the image's aspect: block_shape(r, img_resolution).
+    """
+    try:
+        side = short_side(img_resolution)
+    except ValueError as e:
+        raise ValueError(f"img_resolution: {e}") from None
+    return [2 ** i for i in range(2, int(np.log2(side)) + 1)]
+
+
+def block_shape(resolution: int, img_resolution: int | Sequence[int]) -> tuple[int, int]:
+    """(height, width) of the block named by `resolution` in a network of the image's aspect."""
+    aspect_h, aspect_w = aspect_factors(img_resolution)
+    return resolution * aspect_h, resolution * aspect_w
 
 
 def channels_per_resolution(resolutions: Sequence[int], channel_base: int, channel_max: int) -> dict[int, int]:
@@ -35,9 +48,9 @@ def channels_per_resolution(resolutions: Sequence[int], channel_base: int, chann
     return {res: min(channel_base // res, channel_max) for res in resolutions}
 
 
-def low_precision_resolution(img_resolution: int, num_fp16_res: int) -> int:
-    """Lowest resolution that runs in reduced precision for `num_fp16_res` (official rule)."""
-    return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
+def low_precision_resolution(img_resolution: int | Sequence[int], num_fp16_res: int) -> int:
+    """Lowest block resolution that runs in reduced precision for `num_fp16_res` (official rule)."""
+    return max(2 ** (int(np.log2(short_side(img_resolution))) + 1 - num_fp16_res), 8)
 
 
 class SynthesisLayer(nn.Module):
@@ -46,7 +59,7 @@ class SynthesisLayer(nn.Module):
     in_channels: int
     out_channels: int
     w_dim: int
-    resolution: int
+    resolution: int | tuple[int, int]  # one side, or (height, width)
     kernel_size: int = 3
     up: int = 1
     use_noise: bool = True
@@ -58,19 +71,19 @@ class SynthesisLayer(nn.Module):
     def __call__(self, x, w, noise_mode="random", fused_modconv=False, gain=1.0):
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
-        k, res = self.kernel_size, self.resolution
+        k, (height, width) = self.kernel_size, image_size(self.resolution)
         styles = FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1, name="affine")(w)
         weight = self.param("weight", jax.random.normal, (self.out_channels, self.in_channels, k, k))
         f = resample_filter_buffer(self, self.resample_filter)
         noise = None
         if self.use_noise:
             noise_const = self.variable(BUFFERS, "noise_const",
-                                        lambda: jax.random.normal(self.make_rng("params"), (res, res))).value
+                                        lambda: jax.random.normal(self.make_rng("params"), (height, width))).value
             strength = self.param("noise_strength", nn.initializers.zeros, ())
             if noise_mode == "random" and self.has_variable(NOISE_INPUTS, "noise"):
                 noise = self.get_variable(NOISE_INPUTS, "noise") * strength  # given from outside (training)
             elif noise_mode == "random":
-                noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], res, res, 1)) * strength
+                noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], height, width, 1)) * strength
             elif noise_mode == "const":
                 noise = (noise_const * strength)[None, :, :, None]
         bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
@@ -107,7 +120,7 @@ class SynthesisBlock(nn.Module):
     in_channels: int
     out_channels: int
     w_dim: int
-    resolution: int
+    resolution: int | tuple[int, int]  # one side, or (height, width)
     img_channels: int
     is_last: bool
     architecture: str = "skip"
@@ -135,9 +148,10 @@ class SynthesisBlock(nn.Module):
         f = resample_filter_buffer(self, self.resample_filter)
         common = dict(noise_mode=noise_mode, fused_modconv=fused_modconv)
         if self.in_channels == 0:
-            const = self.param("const", jax.random.normal, (self.out_channels, self.resolution, self.resolution))
+            height, width = image_size(self.resolution)
+            const = self.param("const", jax.random.normal, (self.out_channels, height, width))
             x = jnp.broadcast_to(jnp.transpose(const, (1, 2, 0)).astype(dtype)[None],
-                                 (ws.shape[0], self.resolution, self.resolution, self.out_channels))
+                                 (ws.shape[0], height, width, self.out_channels))
             x = conv("conv1", self.out_channels)(x, ws[:, 0], **common)
         elif self.architecture == "resnet":
             x = x.astype(dtype)
@@ -161,10 +175,10 @@ class SynthesisBlock(nn.Module):
 
 
 class SynthesisNetwork(nn.Module):
-    """Stack of synthesis blocks from 4x4 to img_resolution, summing toRGB outputs ('skip')."""
+    """Stack of synthesis blocks from 4x4 (4 on the shorter side) to img_resolution, summing toRGB outputs ('skip')."""
 
     w_dim: int
-    img_resolution: int
+    img_resolution: int | tuple[int, int]  # one side, or (height, width)
     img_channels: int
     channel_base: int = 32768
     channel_max: int = 512
@@ -181,7 +195,8 @@ class SynthesisNetwork(nn.Module):
         block = nn.remat(SynthesisBlock, static_argnums=(4, 5)) if self.remat else SynthesisBlock
         self.blocks = [
             block(channels[res // 2] if res > 4 else 0, channels[res], w_dim=self.w_dim,
-                           resolution=res, img_channels=self.img_channels, is_last=res == self.img_resolution,
+                           resolution=block_shape(res, self.img_resolution), img_channels=self.img_channels,
+                           is_last=res == resolutions[-1],
                            use_fp16=res >= fp16_res, compute_dtype=self.compute_dtype,
                            name=f"b{res}", **self.block_kwargs)
             for res in resolutions]
@@ -197,7 +212,7 @@ class SynthesisNetwork(nn.Module):
         return img
 
 
-def num_ws_for(img_resolution: int) -> int:
+def num_ws_for(img_resolution: int | Sequence[int]) -> int:
     """Number of w vectors the StyleGAN2 synthesis network consumes."""
     return 2 * len(block_resolutions(img_resolution))
 
@@ -208,7 +223,7 @@ class Generator(AcceptsChannelsLastFlag, GeneratorBase):
     z_dim: int
     c_dim: int
     w_dim: int
-    img_resolution: int
+    img_resolution: int | tuple[int, int]  # one side, or (height, width) with a power-of-two aspect
     img_channels: int
     mapping_kwargs: Mapping[str, Any] = FrozenDict()
     channel_base: int = 32768

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax.core import FrozenDict
 
+from stylegan_jax.images import aspect_factors, image_size, short_side
 from stylegan_jax.networks.layers import BUFFERS, FullyConnectedLayer, GeneratorBase, MappingNetwork
 from stylegan_jax.ops.filter_design import design_lowpass_filter
 from stylegan_jax.ops.filtered_lrelu import filtered_lrelu
@@ -30,11 +31,12 @@ class LayerSchedule(NamedTuple):
     stopbands: np.ndarray  # bottom of the stopband
     sampling_rates: np.ndarray  # samples per unit length
     half_widths: np.ndarray  # half the transition band of the low-pass filters
-    sizes: np.ndarray  # pixels per side
+    sizes: np.ndarray  # pixels along the image's shorter side (the layers' names use it)
     channels: np.ndarray
+    shapes: np.ndarray  # [layers + 1, 2]: (height, width) in pixels; sizes on both axes when square
 
 
-def layer_schedule(img_resolution: int, img_channels: int, channel_base: float, channel_max: int,
+def layer_schedule(img_resolution: int | tuple[int, int], img_channels: int, channel_base: float, channel_max: int,
                    num_layers: int, num_critical: int, first_cutoff: float, first_stopband: float,
                    last_stopband_rel: float, margin_size: int) -> LayerSchedule:
     """The frequency plan of the num_layers + 1 synthesis layers (the last is ToRGB), per Alias-Free GAN.
@@ -45,28 +47,41 @@ def layer_schedule(img_resolution: int, img_channels: int, channel_base: float, 
     image resolution, and spends the band between its cutoff and the larger of the stopband and
     half its sampling rate on the filter transition. Layers carry margin_size extra pixels on each
     side except the last one and ToRGB; channel counts fall in proportion to the cutoff.
+
+    A non-square image (height, width) is a canvas whose shorter side is the unit length: the
+    frequencies and sampling rates are those of the square network of that side, and every layer
+    covers the longer axis with proportionally more samples (plus the same margins).
     """
     if num_layers <= num_critical or num_critical < 0:
         raise ValueError(f"need 0 <= num_critical < num_layers, got num_critical={num_critical}, "
                          f"num_layers={num_layers}")
     layer = np.arange(num_layers + 1)
     climb = np.minimum(layer / (num_layers - num_critical), 1)  # 0 at the input, 1 once critical
-    nyquist = img_resolution / 2
+    side = short_side(img_resolution)
+    nyquist = side / 2
     first = np.array([[first_cutoff], [first_stopband]])
     last = np.array([[nyquist], [nyquist * last_stopband_rel]])
     cutoffs, stopbands = first * (last / first) ** climb
-    sampling_rates = _power_of_two_at_least(np.minimum(2 * stopbands, img_resolution))
+    sampling_rates = _power_of_two_at_least(np.minimum(2 * stopbands, side))
     is_last_or_torgb = layer >= num_layers - 1
+    shapes = np.where(is_last_or_torgb[:, None], np.array(image_size(img_resolution))[None],
+                      sampling_rates[:, None] * np.array(aspect_factors(img_resolution))[None] + 2 * margin_size)
     return LayerSchedule(
         cutoffs=cutoffs, stopbands=stopbands, sampling_rates=sampling_rates,
         half_widths=np.maximum(stopbands, sampling_rates / 2) - cutoffs,
-        sizes=np.where(is_last_or_torgb, img_resolution, sampling_rates + 2 * margin_size),
+        sizes=np.where(is_last_or_torgb, side, sampling_rates + 2 * margin_size),
         channels=np.where(layer == num_layers, img_channels,
-                          np.rint(np.minimum(channel_base / (2 * cutoffs), channel_max))))
+                          np.rint(np.minimum(channel_base / (2 * cutoffs), channel_max))),
+        shapes=shapes.astype(int))
 
 
 def _power_of_two_at_least(x: np.ndarray) -> np.ndarray:
     return np.exp2(np.ceil(np.log2(x)))
+
+
+def _shape(size: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) of a layer size given as one side or a pair (margins make sides any integer)."""
+    return (int(size), int(size)) if np.ndim(size) == 0 else (int(size[0]), int(size[1]))
 
 
 def _integer_ratio(numerator: float, denominator: float, what: str) -> int:
@@ -78,11 +93,12 @@ def _integer_ratio(numerator: float, denominator: float, what: str) -> int:
 
 class SynthesisInput(nn.Module):
     """Fourier features of `channels` random frequencies within `bandwidth`, rotated and translated
-    per sample by an affine function of w, sampled on a `size` x `size` grid, then mixed linearly."""
+    per sample by an affine function of w, sampled on a `size` grid (one side or (height, width))
+    at `sampling_rate` samples per unit length, then mixed linearly."""
 
     w_dim: int
     channels: int
-    size: int
+    size: int | tuple[int, int]
     sampling_rate: float
     bandwidth: float
 
@@ -122,10 +138,12 @@ class SynthesisInput(nn.Module):
         amplitudes = jnp.clip(1 - (jnp.linalg.norm(freqs, axis=2) - self.bandwidth)
                               / (self.sampling_rate / 2 - self.bandwidth), 0, 1)
 
-        # Pixel centres in the input's units (the extent of the image is size / sampling_rate).
-        grid = jnp.asarray((np.arange(self.size) + 0.5 - self.size / 2) / self.sampling_rate, jnp.float32)
-        x = (grid[None, None, :, None] * freqs[:, None, None, :, 0]
-             + grid[None, :, None, None] * freqs[:, None, None, :, 1]
+        # Pixel centres in the input's units (the extent of each axis is its size / sampling_rate).
+        height, width = _shape(self.size)
+        grid_x, grid_y = (jnp.asarray((np.arange(n) + 0.5 - n / 2) / self.sampling_rate, jnp.float32)
+                          for n in (width, height))
+        x = (grid_x[None, None, :, None] * freqs[:, None, None, :, 0]
+             + grid_y[None, :, None, None] * freqs[:, None, None, :, 1]
              + phases[:, None, None, :])
         x = jnp.sin(x * np.float32(2 * np.pi)) * amplitudes[:, None, None, :]
         return x @ (weight * np.float32(1 / np.sqrt(self.channels))).T
@@ -141,8 +159,8 @@ class SynthesisLayer(nn.Module):
     use_fp16: bool
     in_channels: int
     out_channels: int
-    in_size: int
-    out_size: int
+    in_size: int | tuple[int, int]  # one side, or (height, width)
+    out_size: int | tuple[int, int]
     in_sampling_rate: float
     out_sampling_rate: float
     in_cutoff: float
@@ -168,7 +186,8 @@ class SynthesisLayer(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, w: jax.Array, update_emas: bool = False) -> jax.Array:
         kernel = 1 if self.is_torgb else self.conv_kernel
-        expected = (x.shape[0], self.in_size, self.in_size, self.in_channels)
+        (in_h, in_w), (out_h, out_w) = (_shape(self.in_size), _shape(self.out_size))
+        expected = (x.shape[0], in_h, in_w, self.in_channels)
         if x.shape != expected or w.shape != (x.shape[0], self.w_dim):
             raise ValueError(f"{self.name}: expected x {expected} and w {(x.shape[0], self.w_dim)}, "
                              f"got {x.shape} and {w.shape}")
@@ -187,10 +206,11 @@ class SynthesisLayer(nn.Module):
         down_filter = self._filter_buffer(
             "down_filter", down_taps, self.out_cutoff, self.out_half_width * 2, tmp_rate,
             radial=self.use_radial_filters and not self.is_critically_sampled)
-        pad_total = ((self.out_size - 1) * down + 1 - (self.in_size + kernel - 1) * up
-                     + up_taps + down_taps - 2)
-        pad_lo = (pad_total + up) // 2  # symmetric interpretation of the sample locations
-        pad_hi = pad_total - pad_lo
+        padding = []
+        for in_n, out_n in ((in_w, out_w), (in_h, out_h)):
+            pad_total = (out_n - 1) * down + 1 - (in_n + kernel - 1) * up + up_taps + down_taps - 2
+            pad_lo = (pad_total + up) // 2  # symmetric interpretation of the sample locations
+            padding += [pad_lo, pad_total - pad_lo]
 
         magnitude_ema = self.variable(BUFFERS, "magnitude_ema", lambda: jnp.ones([], jnp.float32))
         if update_emas and self.is_mutable_collection(BUFFERS):
@@ -208,7 +228,7 @@ class SynthesisLayer(nn.Module):
         x = modulated_conv2d(x.astype(dtype), weight, styles, demodulate=not self.is_torgb,
                              padding=kernel - 1, input_gain=input_gain)
         return filtered_lrelu(x, up_filter, down_filter, bias.astype(dtype), up=up, down=down,
-                              padding=[pad_lo, pad_hi, pad_lo, pad_hi],
+                              padding=padding,
                               gain=1.0 if self.is_torgb else float(np.sqrt(2)),
                               slope=1.0 if self.is_torgb else 0.2, clamp=self.conv_clamp)
 
@@ -250,7 +270,7 @@ class SynthesisNetwork(nn.Module):
     layers named 'L{idx}_{size}_{channels}', and a final ToRGB layer, scaled by output_scale."""
 
     w_dim: int
-    img_resolution: int
+    img_resolution: int | tuple[int, int]  # one side, or (height, width) with a power-of-two aspect
     img_channels: int
     config: SynthesisConfig = SynthesisConfig()
 
@@ -270,7 +290,8 @@ class SynthesisNetwork(nn.Module):
                               cfg.last_stopband_rel, cfg.margin_size)
         sizes, channels, rates = plan.sizes.astype(int), plan.channels.astype(int), plan.sampling_rates
         ws = ws.astype(jnp.float32)
-        x = SynthesisInput(self.w_dim, int(channels[0]), int(sizes[0]), rates[0], plan.cutoffs[0],
+        shapes = [tuple(int(n) for n in shape) for shape in plan.shapes]
+        x = SynthesisInput(self.w_dim, int(channels[0]), shapes[0], rates[0], plan.cutoffs[0],
                            name="input")(ws[:, 0], transform)
         # Layer i reads layer i - 1's grid; layer 0 reads the input, which shares its plan entry.
         # update_emas (argument 3, counting the module) is static.
@@ -279,9 +300,9 @@ class SynthesisNetwork(nn.Module):
             layer = layer_class(
                 w_dim=self.w_dim, is_torgb=idx == cfg.num_layers,
                 is_critically_sampled=idx >= cfg.num_layers - cfg.num_critical,
-                use_fp16=bool(rates[idx] * 2 ** cfg.num_fp16_res > self.img_resolution),
+                use_fp16=bool(rates[idx] * 2 ** cfg.num_fp16_res > short_side(self.img_resolution)),
                 in_channels=int(channels[src]), out_channels=int(channels[idx]),
-                in_size=int(sizes[src]), out_size=int(sizes[idx]),
+                in_size=shapes[src], out_size=shapes[idx],
                 in_sampling_rate=int(rates[src]), out_sampling_rate=int(rates[idx]),
                 in_cutoff=plan.cutoffs[src], out_cutoff=plan.cutoffs[idx],
                 in_half_width=plan.half_widths[src], out_half_width=plan.half_widths[idx],
@@ -307,7 +328,7 @@ class Generator(GeneratorBase, SynthesisConfig):
     z_dim: int
     c_dim: int
     w_dim: int
-    img_resolution: int
+    img_resolution: int | tuple[int, int]  # one side, or (height, width) with a power-of-two aspect
     img_channels: int
     mapping_kwargs: Mapping[str, Any] = FrozenDict()
 

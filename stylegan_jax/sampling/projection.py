@@ -21,6 +21,8 @@ import optax
 import PIL.Image
 from flax import traverse_util
 
+from stylegan_jax.data.decoding import crop_size, to_training_array
+from stylegan_jax.images import image_size
 from stylegan_jax.networks.generation import has_w_space, require_w_space
 from stylegan_jax.sampling.batching import static_module
 from stylegan_jax.sampling.latents import class_labels
@@ -30,26 +32,24 @@ DistanceFn = Callable[[jax.Array, jax.Array], jax.Array]
 VGG_MAX_RESOLUTION = 256  # larger images are area-downsampled to this before the distance
 
 
-def load_target(path: str | os.PathLike, resolution: int, channels: int = 3) -> np.ndarray:
-    """Reads an image as uint8 [resolution, resolution, channels]: centre square crop, then Lanczos resize.
+def load_target(path: str | os.PathLike, resolution: int | tuple[int, int], channels: int = 3) -> np.ndarray:
+    """Reads an image as uint8 [height, width, channels]: centre crop to the resolution's aspect, then Lanczos resize.
 
-    Like the official projector, any aspect ratio is accepted (non-square images lose the sides of
-    their longer dimension). Raises ValueError when the file is not a readable image, or when its
-    centre square is smaller than `resolution` (it would have to be invented by upscaling).
+    Like the official projector, any aspect ratio is accepted (images of another aspect lose the
+    sides of their longer dimension). Raises ValueError when the file is not a readable image, or
+    when its centre crop is smaller than `resolution` (it would have to be invented by upscaling).
     """
     try:
         with PIL.Image.open(path) as image:
             image = image.convert("L" if channels == 1 else "RGB")
     except (OSError, PIL.UnidentifiedImageError, ValueError) as e:
         raise ValueError(f"cannot read image {os.fspath(path)!r}: {e}") from e
-    w, h = image.size
-    s = min(w, h)
-    if s < resolution:
-        raise ValueError(f"target image {os.fspath(path)!r} is {w}x{h}: its centre square is smaller than the "
-                         f"generator's {resolution}x{resolution} output; use a photo of at least that size")
-    image = image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2))
-    image = image.resize((resolution, resolution), PIL.Image.LANCZOS)
-    return np.asarray(image, np.uint8).reshape(resolution, resolution, channels)
+    height, width = image_size(resolution)
+    if crop_size(image.size, resolution)[0] < width:
+        raise ValueError(f"target image {os.fspath(path)!r} is {image.width}x{image.height} (width x height): its "
+                         f"centre crop is smaller than the generator's {width}x{height} output; use a photo of at "
+                         "least that size")
+    return to_training_array(image, resolution, channels)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,13 +128,13 @@ def project(G: nn.Module, variables: Any, target: np.ndarray, *, num_steps: int 
             on_step: Callable[[int, float, float], None] | None = None) -> Projection:
     """Finds w (one for all layers, or one per layer with w_plus) whose image matches `target`.
 
-    `target` is uint8 [img_resolution, img_resolution, img_channels], as the official projector
+    `target` is uint8 [height, width, img_channels] of G's img_resolution, as the official projector
     requires (load_target crops and resizes a photo to it). `distance_fn(img0, img1)`
     compares NHWC RGB images in [-1, 1] (default: LPIPS-VGG16). `on_step(step, loss, distance)`
     is called after every step.
     """
     target = np.asarray(target)
-    expected = (G.img_resolution, G.img_resolution, G.img_channels)
+    expected = (*image_size(G.img_resolution), G.img_channels)
     if target.dtype != np.uint8 or target.shape != expected:
         raise ValueError(f"target must be uint8 of shape {expected}, got {target.dtype} {target.shape}")
     if num_steps < 1:

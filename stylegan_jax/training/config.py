@@ -7,8 +7,8 @@ import ml_collections
 import numpy as np
 
 from stylegan_jax.augment import PRESETS, TRANSFORMS, augment_spec
-from stylegan_jax.data.config import default_dataset_config, validate_dataset_config
-from stylegan_jax.networks.stylegan2 import ARCHITECTURES, block_resolutions
+from stylegan_jax.data.config import default_dataset_config, normal_resolution, validate_dataset_config
+from stylegan_jax.networks.stylegan2 import ARCHITECTURES
 from stylegan_jax.training.ada import MODES, AugmentConfig
 from stylegan_jax.training.trainer import NONFINITE_RULES
 
@@ -237,6 +237,8 @@ def _check_r3gan(config: ml_collections.ConfigDict) -> None:
     s = config.schedule
     checks = [
         ("dataset.channels", config.dataset.channels == 3, "must be 3: R3GAN generates RGB images"),
+        ("dataset.resolution", isinstance(normal_resolution(config.dataset.resolution), int),
+         "must be square for R3GAN"),
         ("augment.mode", config.augment.mode in ("scheduled", "none"),
          "must be 'scheduled' (p follows config.schedule.aug_p) or 'none' for R3GAN"),
         ("freeze_d", config.freeze_d == 0, "must be 0 for R3GAN"),
@@ -259,8 +261,8 @@ def _check_r3gan(config: ml_collections.ConfigDict) -> None:
             network.block_settings()
             network.stage_dtypes()
         except ValueError as e:
-            raise ValueError(f"config.model.r3gan does not give a {config.dataset.resolution}x"
-                             f"{config.dataset.resolution} network: {e}") from None
+            side = config.dataset.resolution
+            raise ValueError(f"config.model.r3gan does not give a {side}x{side} network: {e}") from None
 
 
 def r3gan_schedules(config: ml_collections.ConfigDict):
@@ -333,10 +335,12 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
     """Official (class_name, init_kwargs) of G and D for this config and dataset."""
     m = config.model
     dtype = None if m.compute_dtype == "float32" else m.compute_dtype
+    resolution = normal_resolution(config.dataset.resolution)
     if m.arch == "r3gan":
-        return _r3gan_specs(m, c_dim, config.dataset.resolution, dtype)
-    block_resolutions(config.dataset.resolution)
-    common = dict(c_dim=c_dim, img_resolution=config.dataset.resolution, img_channels=img_channels)
+        return _r3gan_specs(m, c_dim, resolution, dtype)
+    # A non-square resolution is an [height, width] list, as in a pickle's init kwargs.
+    common = dict(c_dim=c_dim, img_resolution=list(resolution) if isinstance(resolution, tuple) else resolution,
+                  img_channels=img_channels)
     conv_clamp = m.conv_clamp if m.conv_clamp > 0 else None
     g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers},
              channel_base=m.channel_base, channel_max=m.channel_max, num_fp16_res=m.num_fp16_res,

@@ -16,7 +16,8 @@ from jax.sharding import Mesh
 from stylegan_jax import checkpoint, fileio
 from stylegan_jax.convert import load_official_pickle
 from stylegan_jax.convert.state_dict import build_network
-from stylegan_jax.images import image_grid, save_image, to_uint8
+from stylegan_jax.data.config import normal_resolution
+from stylegan_jax.images import image_grid, image_size, save_image, to_uint8
 from stylegan_jax.networks.generation import generate
 from stylegan_jax.training import config as config_lib
 from stylegan_jax.training import narration
@@ -73,19 +74,34 @@ def _open_dataset(config, seed: int):
                         process_index=jax.process_index(), process_count=jax.process_count())
 
 
-def _resume_weights(state: TrainState, source: str) -> TrainState:
-    """Copies G, D and G_ema weights of another run (workdir) or an official .pkl into `state`."""
+def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) -> tuple[TrainState, list[str]]:
+    """Copies G, D and G_ema weights of another run (workdir) or an official .pkl into `state`.
+
+    With `reshape_ok` (a non-square network initialised from square weights), tensors whose shapes
+    differ keep their fresh initialisation and are returned as 'NET path (theirs) -> (ours)'; names
+    that differ are always an error.
+    """
     if source.endswith(".pkl"):
         nets = {key: variables for key, (_, variables) in load_official_pickle(source).items()}
     else:
         nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
+    reinitialised = []
     for key, old in (("G", state.g), ("D", state.d), ("G_ema", state.g_ema)):
-        _check_same_shapes(nets[key], old, f"config.resume: {key} of {source}")
+        what = f"config.resume: {key} of {source}"
+        if reshape_ok:
+            _check_same_shapes(jax.tree_util.tree_map(lambda _: 0.0, nets[key]),
+                               jax.tree_util.tree_map(lambda _: 0.0, old), what)  # names only
+            reshaped = [f"{key} {problem}" for problem in shape_mismatches(nets[key], old)]
+            reinitialised += [line.replace(" vs ", " -> ") for line in reshaped]
+        else:
+            _check_same_shapes(nets[key], old, what)
     # A host copy per leaf: loaded trees may share one array between layers (R3GAN's resampling
     # kernels), and the donated training state must not hold one buffer twice.
     put = lambda new, old: jax.tree_util.tree_map(
-        lambda n, o: jax.device_put(np.array(n, o.dtype, copy=True), o.sharding), new, old)
-    return state.replace(g=put(nets["G"], state.g), d=put(nets["D"], state.d), g_ema=put(nets["G_ema"], state.g_ema))
+        lambda n, o: jax.device_put(np.array(n if np.shape(n) == o.shape else o, o.dtype, copy=True), o.sharding),
+        new, old)
+    state = state.replace(g=put(nets["G"], state.g), d=put(nets["D"], state.d), g_ema=put(nets["G_ema"], state.g_ema))
+    return state, reinitialised
 
 
 def _check_same_shapes(new, old, what: str) -> None:
@@ -143,8 +159,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         monitor.log(f"Resumed from step {int(state.step)} ({int(state.nimg) / 1e3:.3f} kimg, augment p "
                     f"{float(state.augment_p):.4f}) in {workdir}")
     elif config.resume:
-        state = _resume_weights(state, config.resume)
+        non_square = isinstance(normal_resolution(config.dataset.resolution), tuple)
+        state, reinitialised = _resume_weights(state, config.resume, reshape_ok=non_square)
         monitor.log(f"Initialised G, D and G_ema from {config.resume}")
+        if reinitialised:
+            monitor.log(f"config.resume: {len(reinitialised)} tensor(s) of another shape in this non-square network "
+                        f"keep their fresh initialisation (theirs -> ours): {'; '.join(reinitialised)}")
     meta = dict(config=json.loads(config.to_json()), networks={"G": list(g_spec), "D": list(d_spec)},
                 dataset=dict(name=info.name, identity=info.identity, num_images=info.num_images,
                              resolution=info.resolution, channels=info.channels, c_dim=info.c_dim))
@@ -176,7 +196,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     if jax.process_count() > 1:
         from orbax.checkpoint import multihost
 
-        trainer.compile_phases(state, (info.resolution, info.resolution, info.channels), info.c_dim)
+        trainer.compile_phases(state, (*image_size(info.resolution), info.channels), info.c_dim)
         render.lower(state.g_ema, grid_z, grid_c).compile()
         multihost.sync_global_processes("stylegan_jax_compiled", timeout=3600)
     label_rng = lambda step: np.random.default_rng([config.seed, step])

@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from stylegan_jax import fileio
+from stylegan_jax.images import image_size
 
 
 def _count(variables: Any) -> str:
@@ -21,9 +22,10 @@ def scanning_line(dataset_config) -> str:
 
 
 def dataset_line(info) -> str:
-    """'Dataset: NAME: N images, RxR, C channel(s), labels, x-flip' of a data.DatasetInfo."""
+    """'Dataset: NAME: N images, HxW, C channel(s), labels, x-flip' of a data.DatasetInfo."""
     labels = f"{info.c_dim} classes" if info.c_dim else "no labels"
-    return (f"Dataset: {info.name}: {info.num_images} images, {info.resolution}x{info.resolution}, "
+    height, width = image_size(info.resolution)
+    return (f"Dataset: {info.name}: {info.num_images} images, {height}x{width}, "
             f"{info.channels} channel(s), {labels}, x-flip {'on' if info.xflip else 'off'}")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from stylegan_jax.augment import augment_from_draws, draw_random
+from stylegan_jax.images import image_size
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training import draws as draws_lib
 from stylegan_jax.training import losses
@@ -215,8 +216,8 @@ class Trainer:
     def _sample_augment(self, key, batch):
         if not self.augment.active:
             return None
-        res, channels = self.D.img_resolution, self.D.img_channels
-        return draw_random(key, self.augment.spec, batch, channels, res, res)
+        height, width = image_size(self.D.img_resolution)
+        return draw_random(key, self.augment.spec, batch, self.D.img_channels, height, width)
 
     def sample_draws(self, key: jax.Array, phase: Phase, batch: int) -> dict[str, Any]:
         """Every random input of one phase (see draws.py), drawn from `key`."""
@@ -230,9 +231,9 @@ class Trainer:
                 out["main"]["aug_real"] = self._sample_augment(next(keys), batch)
         if phase.reg and phase.net == "G":
             n = batch // self.loss.pl_batch_shrink
-            res, channels = self.G.img_resolution, self.G.img_channels
+            shape = (n, *image_size(self.G.img_resolution), self.G.img_channels)
             out["reg"] = dict(z=jax.random.normal(next(keys), (n, self.G.z_dim)), g=self._sample_g_call(next(keys), n),
-                              pl_noise=jax.random.normal(next(keys), (n, res, res, channels)))
+                              pl_noise=jax.random.normal(next(keys), shape))
         if phase.reg and phase.net == "D" and not phase.main:
             out["reg"] = dict(aug_real=self._sample_augment(next(keys), batch))
         return out
