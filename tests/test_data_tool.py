@@ -74,7 +74,10 @@ def test_truncated_shard_is_a_clear_error(folder, tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--resolution=48"], "error: --resolution: must be a power of two >= 4, got 48"),
+    (["--resolution=48"], "error: --resolution: must have sides that are powers of two >= 4 (one side or HxW), got '48'"),
+    (["--resolution=16x48"], "error: --resolution: must have sides that are powers of two >= 4 (one side or HxW), "
+                             "got '16x48'"),
+    (["--resolution=16", "--fit=pad"], "error: --fit: must be one of crop, letterbox, got 'pad'"),
     (["--resolution=16", "--channels=2"], "error: --channels: must be 1 or 3, got 2"),
     (["--resolution=16", "--shards=-1"], "error: --shards must be >= 0, got -1"),
 ])

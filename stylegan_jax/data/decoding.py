@@ -35,10 +35,10 @@ def decode(file: BinaryIO) -> PIL.Image.Image:
     return image
 
 
-def header_channels(file: BinaryIO) -> int:
-    """Channels of the PNG/JPEG image in `file`, read from its header alone (raises one of DECODE_ERRORS)."""
+def header(file: BinaryIO) -> tuple[int, tuple[int, int]]:
+    """Channels and (width, height) of the PNG/JPEG image in `file`, from its header alone (raises one of DECODE_ERRORS)."""
     with _open(file) as image:
-        return mode_channels(image.mode)
+        return mode_channels(image.mode), image.size
 
 
 def _height_width(resolution: int | tuple[int, int]) -> tuple[int, int]:
@@ -51,6 +51,14 @@ def crop_size(size: tuple[int, int], resolution: int | tuple[int, int]) -> tuple
     if width * res_h > height * res_w:  # wider than the target aspect
         return height * res_w // res_h, height
     return width, width * res_h // res_w
+
+
+def needs_upscaling(size: tuple[int, int], resolution: int | tuple[int, int], fit: str) -> bool:
+    """Whether an image of `size` (width, height) must be enlarged to reach the resolution under `fit`."""
+    height, width = _height_width(resolution)
+    if fit == "letterbox":
+        return size[0] < width and size[1] < height
+    return crop_size(size, resolution)[0] < width
 
 
 def to_training_array(image: PIL.Image.Image, resolution: int | tuple[int, int], channels: int,

@@ -9,7 +9,7 @@ from typing import Iterator
 import numpy as np
 
 from stylegan_jax.data.config import DatasetConfig, DatasetConfigError
-from stylegan_jax.data.decoding import DECODE_ERRORS, to_training_array
+from stylegan_jax.data.decoding import DECODE_ERRORS, needs_upscaling, to_training_array
 from stylegan_jax.data.pipeline import default_num_threads, load_batches
 from stylegan_jax.data.sources import open_source
 from stylegan_jax.images import image_size
@@ -41,7 +41,7 @@ class ImageSet:
         self.image_shape = (*image_size(config.resolution), config.channels)
         self.source = open_source(config)
         candidates = _subset(self.source.size, config.max_size)
-        channels, errors = self._inspect(candidates)
+        channels, sizes, errors = self._inspect(candidates)
         readable = channels > 0
         self.indices = candidates[readable]
         self.bad_files = [self.source.describe(i) for i in candidates[~readable]]
@@ -53,25 +53,26 @@ class ImageSet:
             raise DatasetConfigError("path", f"none of the {len(candidates)} images in {self.source.location} "
                                              f"can be read, e.g. {self.bad_files[:_SHOWN]}")
         self._check_channels(channels[readable])
+        self._check_sizes([size for size, ok in zip(sizes, readable) if ok])
         self.labels, self.c_dim = self.source.labels() if config.use_labels else (None, 0)
         if self.labels is not None:
             self.labels = self.labels[self.indices]
 
-    def _inspect(self, candidates: np.ndarray) -> tuple[np.ndarray, dict[int, str]]:
-        """Channels of each candidate from its header (0 if unreadable), and the errors by index."""
+    def _inspect(self, candidates: np.ndarray) -> tuple[np.ndarray, list, dict[int, str]]:
+        """Channels (0 if unreadable) and size (or None) of each candidate from its header, and the errors by index."""
         errors: dict[int, str] = {}
 
-        def channels(index: int) -> int:
+        def header(index: int) -> tuple[int, tuple[int, int] | None]:
             try:
-                return self.source.channels_of(index)
+                return self.source.header_of(index)
             except DECODE_ERRORS as e:
                 errors[index] = str(e) or type(e).__name__
-                return 0
+                return 0, None
 
         chunks = [candidates[i:i + 1024].tolist() for i in range(0, len(candidates), 1024)]
         with concurrent.futures.ThreadPoolExecutor(self.num_threads) as pool:
-            counts = [c for chunk in pool.map(lambda chunk: [channels(i) for i in chunk], chunks) for c in chunk]
-        return np.array(counts, np.int64), errors
+            headers = [h for chunk in pool.map(lambda chunk: [header(i) for i in chunk], chunks) for h in chunk]
+        return np.array([c for c, _ in headers], np.int64), [size for _, size in headers], errors
 
     def _check_channels(self, channels: np.ndarray) -> None:
         wrong = np.flatnonzero(channels != self.config.channels)
@@ -80,6 +81,19 @@ class ImageSet:
             raise DatasetConfigError(
                 "channels", f"{len(wrong)} of {len(channels)} images have {channels[wrong[0]]} channel(s), not "
                             f"{self.config.channels} (e.g. {examples})", switch=("convert_channels", "convert them"))
+
+    def _check_sizes(self, sizes: list) -> None:
+        """Fails when images would have to be enlarged to reach the resolution (they hold too little detail)."""
+        small = [i for i, size in enumerate(sizes)
+                 if size is not None and needs_upscaling(size, self.config.resolution, self.config.fit)]
+        if small:
+            height, width = image_size(self.config.resolution)
+            examples = [f"{self.source.describe(self.indices[i])} ({sizes[i][0]}x{sizes[i][1]} wide x high)"
+                        for i in small[:3]]
+            raise DatasetConfigError(
+                "resolution", f"{len(small)} of {len(sizes)} images are smaller than {height}x{width} (height x width) "
+                              f"after fit={self.config.fit!r} (e.g. {', '.join(examples)}); choose a lower resolution "
+                              "or remove them")
 
     def __len__(self) -> int:
         return len(self.indices)

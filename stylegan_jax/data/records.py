@@ -93,8 +93,8 @@ class RecordSource:
         image, _ = parse_example(self._records[index])
         return decode(io.BytesIO(image))
 
-    def channels_of(self, index: int) -> int:
-        return self._channels
+    def header_of(self, index: int) -> tuple[int, None]:
+        return self._channels, None  # written at one size by the dataset tool (or TFDS): not read per record
 
     def describe(self, index: int) -> str:
         return f"{self.location} (record {index})"

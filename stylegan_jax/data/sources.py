@@ -10,9 +10,10 @@ import PIL.Image
 
 from stylegan_jax import fileio
 from stylegan_jax.data.config import TFRECORD_METADATA, DatasetConfig, DatasetConfigError
-from stylegan_jax.data.decoding import decode, header_channels
+from stylegan_jax.data.decoding import decode, header, needs_upscaling
 from stylegan_jax.data.files import ImageFiles
 from stylegan_jax.data.records import RecordSource, TFRecordReader
+from stylegan_jax.images import image_size
 
 
 class Source(Protocol):
@@ -25,8 +26,9 @@ class Source(Protocol):
     def read(self, index: int) -> PIL.Image.Image:
         """Image `index`, fully decoded (raises one of decoding.DECODE_ERRORS when unreadable)."""
 
-    def channels_of(self, index: int) -> int:
-        """Channels of image `index`, reading as little as possible (raises one of decoding.DECODE_ERRORS)."""
+    def header_of(self, index: int) -> tuple[int, tuple[int, int] | None]:
+        """Channels and (width, height) of image `index`, reading as little as possible (raises one of
+        decoding.DECODE_ERRORS); the size is None where the source fixes it (records, upsampled digits)."""
 
     def describe(self, index: int) -> str:
         """Where image `index` is, for messages."""
@@ -48,9 +50,9 @@ class FileSource:
         with self._files.open(self._files.names[index]) as f:
             return decode(f)
 
-    def channels_of(self, index: int) -> int:
+    def header_of(self, index: int) -> tuple[int, tuple[int, int] | None]:
         with self._files.open(self._files.names[index]) as f:
-            return header_channels(f)
+            return header(f)
 
     def describe(self, index: int) -> str:
         return self._files.describe(self._files.names[index])
@@ -77,8 +79,8 @@ class DigitsSource:
     def read(self, index: int) -> PIL.Image.Image:
         return PIL.Image.fromarray(self._images[index], "L").convert("L" if self._channels == 1 else "RGB")
 
-    def channels_of(self, index: int) -> int:
-        return self._channels
+    def header_of(self, index: int) -> tuple[int, tuple[int, int] | None]:
+        return self._channels, None  # 8x8 originals, upsampled to any resolution by design
 
     def describe(self, index: int) -> str:
         return f"digit {index}"
@@ -87,15 +89,20 @@ class DigitsSource:
         return self._labels, 10
 
 
-def _tfrecord_source(path: str) -> RecordSource:
+def _tfrecord_source(path: str, resolution: int | tuple[int, int], fit: str) -> RecordSource:
     try:
         with fileio.open_file(fileio.join(path, TFRECORD_METADATA)) as f:
             meta = json.load(f)
         shards, channels, labels, c_dim = meta["shards"], meta["channels"], meta["labels"], meta["c_dim"]
         records = TFRecordReader([fileio.join(path, shard) for shard in shards])
+        stored = image_size(meta.get("resolution", resolution))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DatasetConfigError("path", f"{path} is not a readable TFRecord dataset: "
                                          f"{type(e).__name__}: {e}") from None
+    if needs_upscaling(stored[::-1], resolution, fit):
+        raise DatasetConfigError("resolution", f"{path} holds {stored[0]}x{stored[1]} images, smaller than "
+                                               f"{'x'.join(map(str, image_size(resolution)))}; write them again "
+                                               "with stylegan_jax.dataset_tool at this resolution")
     if labels is not None and len(labels) != len(records):
         raise DatasetConfigError("path", f"{TFRECORD_METADATA} in {path} lists {len(labels)} labels for "
                                          f"{len(records)} records")
@@ -113,7 +120,7 @@ def open_source(config: DatasetConfig) -> Source:
     if config.source in ("folder", "zip"):
         return FileSource(config.path)
     if config.source == "tfrecord":
-        return _tfrecord_source(config.path)
+        return _tfrecord_source(config.path, config.resolution, config.fit)
     if config.source == "tfds":
         from stylegan_jax.data.tfds_source import tfds_source
 

@@ -55,10 +55,11 @@ def _axis_mask(size: int, lo: jax.Array, hi: jax.Array, axis: int) -> jax.Array:
 
 
 def integer_translation(x: jax.Array, tx: jax.Array | float, ty: jax.Array | float) -> tuple[jax.Array, jax.Array]:
-    """Translates by (round(tx * W), round(ty * H)) pixels, filling with zeros (operator T_x of E.1)."""
+    """Translates by (round(tx * S), round(ty * S)) pixels, S the shorter side (the unit length of a
+    non-square canvas; W = H = S when square), filling with zeros (operator T_x of E.1)."""
     _, h, w, _ = x.shape
-    ix = jnp.round(jnp.asarray(tx, jnp.float32) * w).astype(jnp.int32)
-    iy = jnp.round(jnp.asarray(ty, jnp.float32) * h).astype(jnp.int32)
+    ix = jnp.round(jnp.asarray(tx, jnp.float32) * min(h, w)).astype(jnp.int32)
+    iy = jnp.round(jnp.asarray(ty, jnp.float32) * min(h, w)).astype(jnp.int32)
     mask = _axis_mask(h, iy, h + iy, 1) & _axis_mask(w, ix, w + ix, 2)
     shifted = jnp.roll(x, (iy, ix), axis=(1, 2))
     mask = jnp.broadcast_to(mask, x.shape).astype(x.dtype)
@@ -86,10 +87,10 @@ def _lanczos_shift(x: jax.Array, shift: jax.Array, axis: int, a: int) -> jax.Arr
 
 def fractional_translation(x: jax.Array, tx: jax.Array | float, ty: jax.Array | float,
                            a: int = 3) -> tuple[jax.Array, jax.Array]:
-    """Translates by (tx * W, ty * H) pixels with a separable Lanczos-a filter (operator T_x of E.2)."""
+    """Translates by (tx * S, ty * S) pixels, S the shorter side, with a separable Lanczos-a filter (operator T_x of E.2)."""
     _, h, w, _ = x.shape
-    sx = jnp.asarray(tx, jnp.float32) * w
-    sy = jnp.asarray(ty, jnp.float32) * h
+    sx = jnp.asarray(tx, jnp.float32) * min(h, w)
+    sy = jnp.asarray(ty, jnp.float32) * min(h, w)
     z = _lanczos_shift(_lanczos_shift(x, sx, 2, a), sy, 1, a)
     ix, iy = jnp.floor(sx).astype(jnp.int32), jnp.floor(sy).astype(jnp.int32)
     mask = _axis_mask(h, iy + a, h + iy - (a - 1), 1) & _axis_mask(w, ix + a, w + ix - (a - 1), 2)
@@ -168,15 +169,17 @@ def affine_transformation(x: jax.Array, mat: jax.Array, up: int = 4, **filter_kw
     fw = f.shape[0]
     y = _convolve(x, f * up ** 2, up, (p + (fw + up - 1) // 2, p + (fw - up) // 2))
     _, hy, wy, _ = y.shape
-    # Each output pixel centre, in coordinates spanning [-1, 1] across the image, maps back through
-    # mat^-1 (whose translation is in image sizes, hence doubled) to a source point; on y, with `up`
-    # samples per pixel, that point lies up * size / 2 times further from y's centre index size_y / 2.
+    # Each output pixel centre, in coordinates spanning [-1, 1] across the shorter side (and
+    # proportionally more across a longer one), maps back through mat^-1 (whose translation is in
+    # units of the shorter side, hence doubled) to a source point; on y, with `up` samples per pixel,
+    # that point lies up * S / 2 times further from y's centre index, S the shorter side.
     inverse = jnp.linalg.inv(jnp.asarray(mat, jnp.float32)).at[:2, 2].multiply(2)
-    u = (2 * jnp.arange(w, dtype=jnp.float32) + 1) / w - 1
-    v = (2 * jnp.arange(h, dtype=jnp.float32) + 1) / h - 1
+    short = min(h, w)
+    u = ((2 * jnp.arange(w, dtype=jnp.float32) + 1) / w - 1) * (w / short)
+    v = ((2 * jnp.arange(h, dtype=jnp.float32) + 1) / h - 1) * (h / short)
     src_u = inverse[0, 0] * u[None, :] + inverse[0, 1] * v[:, None] + inverse[0, 2]
     src_v = inverse[1, 0] * u[None, :] + inverse[1, 1] * v[:, None] + inverse[1, 2]
-    sx, sy = wy / 2 + src_u * (up * w / 2), hy / 2 + src_v * (up * h / 2)
+    sx, sy = wy / 2 + src_u * (up * short / 2), hy / 2 + src_v * (up * short / 2)
     z = _bilinear_sample(y, sx, sy)
     # The official mask is a box of ones (c pixels in from the border of y) sampled with nearest lookup.
     c = p * 2 + 1
@@ -254,7 +257,8 @@ def equivariance_psnr(render: Render, z_dim: int, c_dim: int, kind: str, num_sam
         else:
             param = (jax.random.uniform(key_t, (2,)) * 2 - 1) * translate_max
             if kind == "int":
-                param = jnp.round(param * orig.shape[1]) / orig.shape[1]
+                short = min(orig.shape[1:3])  # the unit length of a non-square canvas
+                param = jnp.round(param * short) / short
             transform = jnp.eye(3).at[:2, 2].set(-param)
         sq, m = masked_squared_error(*_compare(kind, orig, render(z, c, transform), param))
         sq_total += sq
