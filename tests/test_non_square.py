@@ -12,12 +12,16 @@ from stylegan_jax.convert.state_dict import build_network, from_official_state_d
 from stylegan_jax.data import DatasetConfigError, iterate_images
 from stylegan_jax.data.decoding import to_training_array
 from stylegan_jax.images import aspect_factors, image_size
-from stylegan_jax.networks import discriminator, stylegan2, stylegan3
+from stylegan_jax.networks import discriminator, r3gan, stylegan2, stylegan3
 from stylegan_jax.tree_shapes import leaf_shapes
 
 SG2_G = dict(z_dim=8, c_dim=0, w_dim=8, img_channels=3, channel_base=128, channel_max=16, num_fp16_res=0,
              mapping_kwargs={"num_layers": 2})
 SG2_D = dict(c_dim=0, img_channels=3, channel_base=128, channel_max=16, num_fp16_res=0)
+R3GAN_G = dict(NoiseDimension=8, WidthPerStage=[16, 16, 8], CardinalityPerStage=[2, 2, 2], BlocksPerStage=[1, 1, 1],
+               ExpansionFactor=2, FP16Stages=[], c_dim=0)
+R3GAN_D = dict(WidthPerStage=[8, 16, 16], CardinalityPerStage=[2, 2, 2], BlocksPerStage=[1, 1, 1],
+               ExpansionFactor=2, FP16Stages=[], c_dim=0)
 SG3_G = dict(z_dim=8, c_dim=0, w_dim=8, img_channels=3, channel_base=512, channel_max=32, num_layers=6,
              num_fp16_res=0, mapping_kwargs={"num_layers": 2})
 
@@ -70,10 +74,27 @@ def test_stylegan2_networks_take_the_aspect_and_keep_the_square_names(resolution
         _apply(D, d_vars, jnp.zeros((2, 16, 16, 3)))
 
 
+@pytest.mark.parametrize("resolution", [(16, 32), (32, 16)])
+def test_r3gan_bases_take_the_aspect(resolution):
+    G, D = r3gan.Generator(img_resolution=resolution, **R3GAN_G), r3gan.Discriminator(img_resolution=resolution, **R3GAN_D)
+    g_vars, d_vars = _init(G, *G.example_inputs(2)), _init(D, *D.example_inputs(2))
+    images = _apply(G, g_vars, _z())
+    assert images.shape == (2, *resolution, 3) and _apply(D, d_vars, images).shape == (2,)
+    square_g = _shapes(r3gan.Generator(img_resolution=16, **R3GAN_G), _z(), None)
+    square_d = _shapes(r3gan.Discriminator(img_resolution=16, **R3GAN_D), jnp.zeros((2, 16, 16, 3)), None)
+    ours_g, ours_d = leaf_shapes(g_vars), leaf_shapes(d_vars)
+    basis = (*np.array(resolution) // 4,)
+    assert {k: v for k, v in ours_g.items() if v != square_g[k]} == {
+        "['params']['Model']['MainLayers.0']['Layers.0']['Basis']": (16, *basis)}
+    assert {k: v for k, v in ours_d.items() if v != square_d[k]} == {
+        "['params']['Model']['MainLayers.2']['Layers.1']['Basis']['weight']": (16, 1, *basis)}
+
+
 def test_a_square_pair_is_the_square_network_bit_for_bit():
     for module, kwargs, inputs in ((stylegan2.Generator, SG2_G, (_z(), None)),
                                    (stylegan3.Generator, SG3_G, (_z(), None)),
-                                   (discriminator.Discriminator, SG2_D, (jnp.ones((2, 16, 16, 3)),))):
+                                   (discriminator.Discriminator, SG2_D, (jnp.ones((2, 16, 16, 3)),)),
+                                   (r3gan.Generator, R3GAN_G, (_z(), None))):
         square, pair = module(img_resolution=16, **kwargs), module(img_resolution=(16, 16), **kwargs)
         variables = _init(square, *inputs)
         assert _shapes(pair, *inputs) == leaf_shapes(variables)

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.images import aspect_factors, image_size, short_side
 from stylegan_jax.networks.layers import compute_dtype_for
 from stylegan_jax.networks.r3gan_layers import (
     Convolution, DiscriminativeBasis, DownsampleLayer, GenerativeBasis, Linear, ResidualBlock, UpsampleLayer)
@@ -44,6 +45,7 @@ class BlockSettings:
     kernel_size: int
     total_blocks: int
     resampling_filter: tuple[float, ...]
+    basis_shape: tuple[int, int] = (4, 4)  # (height, width) of the generative and discriminative bases
 
 
 class Stage(nn.Module):
@@ -71,7 +73,7 @@ class GeneratorStage(Stage):
         spec = self.spec
         x = x.astype(spec.dtype)
         if self.first:
-            x = GenerativeBasis(spec.other, spec.width, name="Layers.0")(x)
+            x = GenerativeBasis(spec.other, spec.width, self.settings.basis_shape, name="Layers.0")(x)
         else:
             x = UpsampleLayer(spec.other, spec.width, self.settings.resampling_filter, name="Layers.0")(x)
         return self.residual_blocks(x, first=1)
@@ -88,7 +90,7 @@ class DiscriminatorStage(Stage):
         x = self.residual_blocks(x.astype(spec.dtype), first=0)
         name = f"Layers.{spec.num_blocks}"
         if self.last:
-            return DiscriminativeBasis(spec.width, spec.other, name=name)(x)
+            return DiscriminativeBasis(spec.width, spec.other, self.settings.basis_shape, name=name)(x)
         return DownsampleLayer(spec.width, spec.other, self.settings.resampling_filter, name=name)(x)
 
 
@@ -102,7 +104,7 @@ class Model(nn.Module):
 
 
 class GeneratorModel(Model):
-    """z (and the embedded label) -> basis at 4x4 -> stages doubling the resolution -> 1x1 conv to RGB."""
+    """z (and the embedded label) -> basis at 4x4 (4 on the shorter side) -> stages doubling the resolution -> 1x1 conv to RGB."""
 
     @nn.compact
     def __call__(self, z: jax.Array, c: jax.Array | None) -> jax.Array:
@@ -140,7 +142,7 @@ class R3GANArguments(nn.Module):
     ExpansionFactor: int
     FP16Stages: Sequence[int]
     c_dim: int
-    img_resolution: int
+    img_resolution: int | tuple[int, int]  # one side, or (height, width): the bases take the aspect
     ConditionEmbeddingDimension: int = 0
     KernelSize: int = 3
     ResamplingFilter: Sequence[float] = (1, 2, 1)
@@ -164,9 +166,9 @@ class R3GANArguments(nn.Module):
             raise ValueError("WidthPerStage, CardinalityPerStage and BlocksPerStage must be non-empty lists of "
                              f"the same length, got {[list(v) for v in lists]}")
         expected = 4 * 2 ** (len(self.WidthPerStage) - 1)
-        if self.img_resolution != expected:
+        if short_side(self.img_resolution) != expected:
             raise ValueError(f"img_resolution must be 4 * 2**(stages - 1) = {expected} for "
-                             f"{len(self.WidthPerStage)} stages, got {self.img_resolution}")
+                             f"{len(self.WidthPerStage)} stages (on its shorter side), got {self.img_resolution}")
         for width, cardinality in zip(self.WidthPerStage, self.CardinalityPerStage):
             if cardinality < 1 or width * self.ExpansionFactor % cardinality:
                 raise ValueError(f"cardinality {cardinality} does not divide the {width * self.ExpansionFactor} "
@@ -174,7 +176,9 @@ class R3GANArguments(nn.Module):
         if (self.c_dim > 0) != (self.ConditionEmbeddingDimension > 0):
             raise ValueError("ConditionEmbeddingDimension must be positive exactly when c_dim is, got "
                              f"{self.ConditionEmbeddingDimension} with c_dim {self.c_dim}")
-        return BlockSettings(self.ExpansionFactor, self.KernelSize, sum(self.BlocksPerStage), self.ResamplingFilter)
+        basis = tuple(4 * factor for factor in aspect_factors(self.img_resolution))
+        return BlockSettings(self.ExpansionFactor, self.KernelSize, sum(self.BlocksPerStage), self.ResamplingFilter,
+                             basis)
 
     @nn.nowrap
     def stage_dtypes(self) -> list[Any]:
@@ -231,13 +235,13 @@ class Discriminator(R3GANArguments):
     @nn.nowrap
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
         """Zero images and labels of the right shapes, e.g. for `init`."""
-        res = self.img_resolution
-        return jnp.zeros((batch, res, res, IMG_CHANNELS), jnp.float32), jnp.zeros((batch, self.c_dim), jnp.float32)
+        shape = (batch, *image_size(self.img_resolution), IMG_CHANNELS)
+        return jnp.zeros(shape, jnp.float32), jnp.zeros((batch, self.c_dim), jnp.float32)
 
     @nn.compact
     def __call__(self, img: jax.Array, c: jax.Array | None = None) -> jax.Array:
         settings = self.block_settings()
-        expected = (self.img_resolution, self.img_resolution, IMG_CHANNELS)
+        expected = (*image_size(self.img_resolution), IMG_CHANNELS)
         if img.ndim != 4 or img.shape[1:] != expected:
             raise ValueError(f"images must be NHWC of shape [N, {', '.join(map(str, expected))}], got {img.shape}")
         self.check_labels(c, img.shape[0])

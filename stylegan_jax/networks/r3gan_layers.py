@@ -155,38 +155,44 @@ class DownsampleLayer(nn.Module):
 
 
 class GenerativeBasis(nn.Module):
-    """A learned [4, 4, C] image ('Basis', stored [C, 4, 4]) scaled channel-wise by a linear map of v."""
+    """A learned [4, 4, C] image ('Basis', stored [C, 4, 4]; [C, H, W] for another shape) scaled
+    channel-wise by a linear map of v."""
 
     in_features: int
     out_channels: int
+    shape: tuple[int, int] = (4, 4)
 
     @nn.compact
     def __call__(self, v: jax.Array) -> jax.Array:
-        basis = self.param("Basis", jax.random.normal, (self.out_channels, 4, 4))
+        basis = self.param("Basis", jax.random.normal, (self.out_channels, *self.shape))
         scale = Linear(self.in_features, self.out_channels, name="LinearLayer")(v)
         return jnp.transpose(basis, (1, 2, 0)).astype(scale.dtype)[None] * scale[:, None, None, :]
 
 
 class DepthwiseBasis(nn.Module):
-    """One 4x4 filter per channel over a 4x4 input, unpadded: [N, 4, 4, C] -> [N, C]; weight [C, 1, 4, 4]."""
+    """One 4x4 filter per channel over a 4x4 input, unpadded: [N, 4, 4, C] -> [N, C]; weight [C, 1, 4, 4]
+    (H x W for another `shape`)."""
 
     channels: int
+    shape: tuple[int, int] = (4, 4)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        weight = self.param("weight", msr_init(1.0, 16), (self.channels, 1, 4, 4))
-        if x.shape[1:3] != (4, 4):
-            raise ValueError(f"{self.name}: expected 4x4 inputs, got {x.shape}")
+        height, width = self.shape
+        weight = self.param("weight", msr_init(1.0, height * width), (self.channels, 1, height, width))
+        if x.shape[1:3] != tuple(self.shape):
+            raise ValueError(f"{self.name}: expected {height}x{width} inputs, got {x.shape}")
         return jnp.einsum("nhwc,chw->nc", x, weight[:, 0].astype(x.dtype))
 
 
 class DiscriminativeBasis(nn.Module):
-    """Depthwise 4x4 basis to a vector, then a linear map to `out_features`."""
+    """Depthwise 4x4 (or `shape`) basis to a vector, then a linear map to `out_features`."""
 
     channels: int
     out_features: int
+    shape: tuple[int, int] = (4, 4)
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = DepthwiseBasis(self.channels, name="Basis")(x)
+        x = DepthwiseBasis(self.channels, self.shape, name="Basis")(x)
         return Linear(self.channels, self.out_features, name="LinearLayer")(x)

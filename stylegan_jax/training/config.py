@@ -237,8 +237,6 @@ def _check_r3gan(config: ml_collections.ConfigDict) -> None:
     s = config.schedule
     checks = [
         ("dataset.channels", config.dataset.channels == 3, "must be 3: R3GAN generates RGB images"),
-        ("dataset.resolution", isinstance(normal_resolution(config.dataset.resolution), int),
-         "must be square for R3GAN"),
         ("augment.mode", config.augment.mode in ("scheduled", "none"),
          "must be 'scheduled' (p follows config.schedule.aug_p) or 'none' for R3GAN"),
         ("freeze_d", config.freeze_d == 0, "must be 0 for R3GAN"),
@@ -336,11 +334,11 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
     m = config.model
     dtype = None if m.compute_dtype == "float32" else m.compute_dtype
     resolution = normal_resolution(config.dataset.resolution)
-    if m.arch == "r3gan":
-        return _r3gan_specs(m, c_dim, resolution, dtype)
     # A non-square resolution is an [height, width] list, as in a pickle's init kwargs.
-    common = dict(c_dim=c_dim, img_resolution=list(resolution) if isinstance(resolution, tuple) else resolution,
-                  img_channels=img_channels)
+    img_resolution = list(resolution) if isinstance(resolution, tuple) else resolution
+    if m.arch == "r3gan":
+        return _r3gan_specs(m, c_dim, img_resolution, dtype)
+    common = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels)
     conv_clamp = m.conv_clamp if m.conv_clamp > 0 else None
     g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers},
              channel_base=m.channel_base, channel_max=m.channel_max, num_fp16_res=m.num_fp16_res,
@@ -364,7 +362,7 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
     return (g_class, g), ("training.networks_stylegan2.Discriminator", d)
 
 
-def _r3gan_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int, dtype: str | None):
+def _r3gan_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int | list[int], dtype: str | None):
     """The official train.py's G and D arguments: D's stage lists are G's reversed."""
     r = m.r3gan
     common = dict(ExpansionFactor=int(r.expansion_factor), c_dim=c_dim, img_resolution=resolution,
