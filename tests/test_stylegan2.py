@@ -174,7 +174,7 @@ def test_bfloat16_compute_stays_close_to_float32(gen):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(img_resolution=48), "power of two"),
+    (dict(img_resolution=48), "img_resolution: must have sides that are powers of two"),
     (dict(architecture="unet"), "architecture"),
 ])
 def test_bad_generator_configuration_is_rejected(kwargs, message):

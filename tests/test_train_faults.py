@@ -35,7 +35,9 @@ def test_sigterm_with_metrics_configured_saves_and_exits_without_running_them(tm
     proc.send_signal(signal.SIGTERM)
     sent = time.time()
     out, _ = proc.communicate(timeout=300)
-    assert time.time() - sent < 30, out[-3000:]
+    # The snapshot's grid and checkpoint only: fid50k_full would take hours here. Measured 68 s with
+    # three other compiling processes on the 2 cores (CI runs two test files at a time).
+    assert time.time() - sent < 180, out[-3000:]
     assert proc.returncode == 0, out[-3000:]
     assert "Stop requested: skipped the metrics of step" in out and "SIGTERM: saved step" in out
     assert checkpoint.open_manager(str(run), read_only=True).latest_step() > 0
