@@ -115,3 +115,16 @@ def test_runs_as_a_module(tmp_path):
     result = subprocess.run([sys.executable, "-m", "stylegan_jax.dataset_tool", f"--source={tmp_path}",
                              f"--dest={tmp_path / 'o'}", "--resolution=100"], capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: --resolution: ")
+
+
+def test_non_square_shards_read_back_like_the_folder(folder, tmp_path, capsys):
+    dest = tmp_path / "wide"
+    assert dataset_tool.main([f"--source={folder}", f"--dest={dest}", "--resolution=16x32", "--fit=letterbox"]) == 0
+    assert "wrote 9 images (16x32, 3 channel(s), 0 classes)" in capsys.readouterr().out
+    assert json.loads((dest / "metadata.json").read_text())["resolution"] == [16, 32]
+    shards, _ = _all(dict(source="tfrecord", path=str(dest), resolution="16x32", fit="letterbox"))
+    files, _ = _all(dict(source="folder", path=str(folder), resolution=(16, 32), fit="letterbox"))
+    assert shards.shape == (9, 16, 32, 3)
+    np.testing.assert_array_equal(shards, files)
+    with pytest.raises(DatasetConfigError, match=r"dataset.resolution: .* holds 16x32 images, smaller than 32x64"):
+        open_dataset(dict(source="tfrecord", path=str(dest), resolution="32x64", fit="letterbox"), seed=0, batch_size=2)
