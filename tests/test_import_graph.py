@@ -18,7 +18,8 @@ LAYERS = (
     ("eval", ("stylegan_jax.eval",)),
     ("training", ("stylegan_jax.training",)),
     ("command lines", ("stylegan_jax.main", "stylegan_jax.generate", "stylegan_jax.evaluate", "stylegan_jax.project",
-                       "stylegan_jax.export", "stylegan_jax.style_mix", "stylegan_jax.video",
+                       "stylegan_jax.export", "stylegan_jax.metrics_table", "stylegan_jax.style_mix",
+                       "stylegan_jax.video",
                        "stylegan_jax.dataset_tool", "stylegan_jax.configs_common")),
 )
 

@@ -22,6 +22,8 @@ NETWORK_CLASSES = {
     "training.networks_stylegan2.Generator": "stylegan_jax.networks.stylegan2:Generator",
     "training.networks_stylegan2.Discriminator": "stylegan_jax.networks.discriminator:Discriminator",
     "training.networks_stylegan3.Generator": "stylegan_jax.networks.stylegan3:Generator",
+    "training.networks_stylegan.G_style": "stylegan_jax.networks.stylegan2019:Generator",
+    "training.networks_stylegan.D_basic": "stylegan_jax.networks.stylegan2019:Discriminator",
     "training.networks.Generator": "stylegan_jax.networks.r3gan:Generator",
     "training.networks.Discriminator": "stylegan_jax.networks.r3gan:Discriminator",
 }

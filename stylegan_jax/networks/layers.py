@@ -104,11 +104,15 @@ class MappingNetwork(nn.Module):
         if not is_unit(truncation_psi):
             if not track:
                 raise ValueError("truncation needs w_avg: num_ws and w_avg_beta must be set")
-            cutoff = self.num_ws if truncation_cutoff is None else truncation_cutoff
-            avg = w_avg.value
-            truncated = avg + (x[:, :cutoff] - avg) * truncation_psi
-            x = jnp.concatenate([truncated, x[:, cutoff:]], axis=1)
+            x = truncate(x, w_avg.value, truncation_psi, truncation_cutoff)
         return x
+
+
+def truncate(ws: jax.Array, w_avg: jax.Array, psi: Any, cutoff: int | None) -> jax.Array:
+    """The truncation trick: the first `cutoff` ws (all if None) moved towards w_avg by psi."""
+    cutoff = ws.shape[1] if cutoff is None else cutoff
+    truncated = w_avg + (ws[:, :cutoff] - w_avg) * psi
+    return jnp.concatenate([truncated, ws[:, cutoff:]], axis=1)
 
 
 def resample_filter_buffer(module: nn.Module, taps: Sequence[float]) -> jax.Array | np.ndarray:
@@ -186,3 +190,9 @@ class GeneratorBase(nn.Module):
 def takes_transform(G: nn.Module) -> bool:
     """Whether the generator's synthesis accepts an input transform (StyleGAN3 does, StyleGAN2 does not)."""
     return "transform" in inspect.signature(type(G).synthesis).parameters
+
+
+def check_rotation_head(D: nn.Module, rotation: bool) -> None:
+    """Raises ValueError when a discriminator call asks for rotation logits that it has no head for."""
+    if rotation and not D.rotation_classes:
+        raise ValueError(f"{type(D).__name__}: rotation=True needs the discriminator built with rotation_classes > 0")

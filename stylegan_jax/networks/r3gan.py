@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.images import aspect_factors, image_size, short_side
-from stylegan_jax.networks.layers import compute_dtype_for
+from stylegan_jax.networks.layers import check_rotation_head, compute_dtype_for
 from stylegan_jax.networks.r3gan_layers import (
     Convolution, DiscriminativeBasis, DownsampleLayer, GenerativeBasis, Linear, ResidualBlock, UpsampleLayer)
 
@@ -80,17 +80,18 @@ class GeneratorStage(Stage):
 
 
 class DiscriminatorStage(Stage):
-    """Layers.0..B-1: residual blocks; Layers.B: downsampling or (last stage) the discriminative basis."""
+    """Layers.0..B-1: residual blocks; Layers.B: downsampling or (last stage) the discriminative basis,
+    which with `features` also returns the final features."""
 
     last: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, features: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
         spec = self.spec
         x = self.residual_blocks(x.astype(spec.dtype), first=0)
         name = f"Layers.{spec.num_blocks}"
         if self.last:
-            return DiscriminativeBasis(spec.width, spec.other, self.settings.basis_shape, name=name)(x)
+            return DiscriminativeBasis(spec.width, spec.other, self.settings.basis_shape, name=name)(x, features)
         return DownsampleLayer(spec.width, spec.other, self.settings.resampling_filter, name=name)(x)
 
 
@@ -118,19 +119,24 @@ class GeneratorModel(Model):
 
 class DiscriminatorModel(Model):
     """1x1 conv from RGB -> stages halving the resolution -> basis to a score (or, conditional, to a
-    vector whose inner product with the label's embedding is the score)."""
+    vector whose inner product with the label's embedding is the score); with `features`, also returns
+    the basis's features (float32)."""
 
     @nn.compact
-    def __call__(self, img: jax.Array, c: jax.Array | None) -> jax.Array:
+    def __call__(self, img: jax.Array, c: jax.Array | None,
+                 features: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
         x = Convolution(IMG_CHANNELS, self.stages[0].width, name="ExtractionLayer")(img.astype(self.stages[0].dtype))
         for i, spec in enumerate(self.stages):
-            x = DiscriminatorStage(spec, self.settings, last=i == len(self.stages) - 1, name=f"MainLayers.{i}")(x)
+            last = i == len(self.stages) - 1
+            x = DiscriminatorStage(spec, self.settings, last=last, name=f"MainLayers.{i}")(x, features and last)
+        x, vector = x if features else (x, None)
         x = x.astype(jnp.float32)
         if self.c_dim > 0:
             embed = Linear(self.c_dim, self.embed_features, gain=1 / np.sqrt(self.embed_features),
                            name="EmbeddingLayer")(c)
             x = jnp.sum(x * embed, axis=1, keepdims=True)
-        return x.reshape(x.shape[0])
+        x = x.reshape(x.shape[0])
+        return (x, vector.astype(jnp.float32)) if features else x
 
 
 class R3GANArguments(nn.Module):
@@ -232,6 +238,8 @@ class Generator(R3GANArguments):
 class Discriminator(R3GANArguments):
     """R3GAN discriminator: NHWC images [N, R, R, 3] (and one-hot c [N, c_dim]) -> logits [N]."""
 
+    rotation_classes: int = 0  # > 0: a linear 'rotation' head on the final features (SS-GAN); 0: none
+
     @nn.nowrap
     def example_inputs(self, batch: int = 1) -> tuple[jax.Array, jax.Array]:
         """Zero images and labels of the right shapes, e.g. for `init`."""
@@ -239,7 +247,10 @@ class Discriminator(R3GANArguments):
         return jnp.zeros(shape, jnp.float32), jnp.zeros((batch, self.c_dim), jnp.float32)
 
     @nn.compact
-    def __call__(self, img: jax.Array, c: jax.Array | None = None) -> jax.Array:
+    def __call__(self, img: jax.Array, c: jax.Array | None = None,
+                 rotation: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
+        """Logits [N]; with `rotation`, also the rotation head's logits [N, rotation_classes]."""
+        check_rotation_head(self, rotation)
         settings = self.block_settings()
         expected = (*image_size(self.img_resolution), IMG_CHANNELS)
         if img.ndim != 4 or img.shape[1:] != expected:
@@ -247,4 +258,9 @@ class Discriminator(R3GANArguments):
         self.check_labels(c, img.shape[0])
         stages = self.stage_specs([*self.WidthPerStage[1:], self.ConditionEmbeddingDimension if self.c_dim > 0 else 1])
         model = DiscriminatorModel(stages, settings, self.c_dim, self.ConditionEmbeddingDimension, name="Model")
-        return model(img, None if self.c_dim == 0 else c.astype(jnp.float32))
+        c = None if self.c_dim == 0 else c.astype(jnp.float32)
+        if not self.rotation_classes:
+            return model(img, c)
+        logits, features = model(img, c, features=True)
+        rotation_logits = Linear(self.WidthPerStage[-1], self.rotation_classes, name="rotation")(features)
+        return (logits, rotation_logits) if rotation else logits

@@ -186,13 +186,15 @@ class DepthwiseBasis(nn.Module):
 
 
 class DiscriminativeBasis(nn.Module):
-    """Depthwise 4x4 (or `shape`) basis to a vector, then a linear map to `out_features`."""
+    """Depthwise 4x4 (or `shape`) basis to a vector, then a linear map to `out_features`; with `features`,
+    also returns the vector (D's final features)."""
 
     channels: int
     out_features: int
     shape: tuple[int, int] = (4, 4)
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = DepthwiseBasis(self.channels, self.shape, name="Basis")(x)
-        return Linear(self.channels, self.out_features, name="LinearLayer")(x)
+    def __call__(self, x: jax.Array, features: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
+        vector = DepthwiseBasis(self.channels, self.shape, name="Basis")(x)
+        out = Linear(self.channels, self.out_features, name="LinearLayer")(vector)
+        return (out, vector) if features else out

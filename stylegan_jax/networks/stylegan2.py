@@ -15,13 +15,14 @@ from stylegan_jax.networks.layers import (
     compute_dtype_for, resample_filter_buffer)
 from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
 from stylegan_jax.ops.modulated_conv2d import modulated_conv2d
+from stylegan_jax.ops.progressive import lerp_clip, level_lod
 from stylegan_jax.ops.upfirdn2d import upsample2d
 
 NOISE_MODES = ("random", "const", "none")
 # Variable collection of per-layer noise images [N, H, W, 1] that replace the random draws of
 # noise_mode="random" (the trainer draws them itself, or replays recorded ones).
 NOISE_INPUTS = "noise_inputs"
-ARCHITECTURES = ("orig", "skip", "resnet")
+ARCHITECTURES = ("orig", "skip", "resnet", "progressive")  # progressive: the StyleGAN2 paper's configs B-D
 
 
 def block_resolutions(img_resolution: int | Sequence[int]) -> list[int]:
@@ -53,6 +54,22 @@ def low_precision_resolution(img_resolution: int | Sequence[int], num_fp16_res: 
     return max(2 ** (int(np.log2(short_side(img_resolution))) + 1 - num_fp16_res), 8)
 
 
+def noise_image(module: nn.Module, noise_mode: str, batch: int, height: int, width: int) -> jax.Array | None:
+    """A layer's noise [N, H, W, 1] (or [1, H, W, 1]) for `noise_mode`, None for 'none'; registers the
+    layer's 'noise_const' buffer. 'random' takes the image given in NOISE_INPUTS (training) if any."""
+    if noise_mode not in NOISE_MODES:
+        raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
+    noise_const = module.variable(BUFFERS, "noise_const",
+                                  lambda: jax.random.normal(module.make_rng("params"), (height, width))).value
+    if noise_mode == "random" and module.has_variable(NOISE_INPUTS, "noise"):
+        return module.get_variable(NOISE_INPUTS, "noise")  # given from outside (training)
+    if noise_mode == "random":
+        return jax.random.normal(module.make_rng("noise"), (batch, height, width, 1))
+    if noise_mode == "const":
+        return noise_const[None, :, :, None]
+    return None
+
+
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 conv (optionally upsampling 2x) + noise + bias + activation."""
 
@@ -77,15 +94,9 @@ class SynthesisLayer(nn.Module):
         f = resample_filter_buffer(self, self.resample_filter)
         noise = None
         if self.use_noise:
-            noise_const = self.variable(BUFFERS, "noise_const",
-                                        lambda: jax.random.normal(self.make_rng("params"), (height, width))).value
+            noise = noise_image(self, noise_mode, x.shape[0], height, width)
             strength = self.param("noise_strength", nn.initializers.zeros, ())
-            if noise_mode == "random" and self.has_variable(NOISE_INPUTS, "noise"):
-                noise = self.get_variable(NOISE_INPUTS, "noise") * strength  # given from outside (training)
-            elif noise_mode == "random":
-                noise = jax.random.normal(self.make_rng("noise"), (x.shape[0], height, width, 1)) * strength
-            elif noise_mode == "const":
-                noise = (noise_const * strength)[None, :, :, None]
+            noise = None if noise is None else noise * strength
         bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
         x = modulated_conv2d(x, weight, styles, noise=noise, up=self.up, padding=k // 2, resample_filter=f,
                              flip_weight=self.up == 1, fused_modconv=fused_modconv)
@@ -136,10 +147,11 @@ class SynthesisBlock(nn.Module):
 
     @property
     def num_torgb(self) -> int:
-        return int(self.is_last or self.architecture == "skip")
+        return int(self.is_last or self.architecture in ("skip", "progressive"))
 
     @nn.compact
-    def __call__(self, x, img, ws, noise_mode="random", fused_modconv=False):
+    def __call__(self, x, img, ws, noise_mode="random", fused_modconv=False, fade=None):
+        """`fade` (progressive only): how much of the up-sampled lower level's image to keep, clipped to [0, 1]."""
         dtype = compute_dtype_for(self.use_fp16, self.compute_dtype)
         conv = lambda name, cin, **kw: SynthesisLayer(
             cin, self.out_channels, w_dim=self.w_dim, resolution=self.resolution,
@@ -170,7 +182,10 @@ class SynthesisBlock(nn.Module):
             y = ToRGBLayer(self.out_channels, self.img_channels, w_dim=self.w_dim, conv_clamp=self.conv_clamp,
                            name="torgb")(x, ws[:, self.num_conv], fused_modconv=fused_modconv)
             y = y.astype(jnp.float32)
-            img = y if img is None else img + y
+            if img is None:
+                img = y
+            else:
+                img = lerp_clip(y, img, fade) if self.architecture == "progressive" else img + y
         return x, img
 
 
@@ -186,9 +201,15 @@ class SynthesisNetwork(nn.Module):
     compute_dtype: Any = None
     remat: bool = False  # recompute each block's activations in the backward pass (jax.checkpoint)
     block_kwargs: Mapping[str, Any] = FrozenDict()
+    level_resolution: int | None = None  # progressive growing: the blocks up to this level only
 
     def setup(self):
         resolutions = block_resolutions(self.img_resolution)
+        if self.level_resolution is not None:
+            resolutions = [res for res in resolutions if res <= self.level_resolution]
+        self.progressive = self.block_kwargs.get("architecture") == "progressive"
+        if self.progressive:
+            self.lod = self.variable(BUFFERS, "lod", lambda: jnp.zeros((), jnp.float32))
         channels = channels_per_resolution(resolutions, self.channel_base, self.channel_max)
         fp16_res = low_precision_resolution(self.img_resolution, self.num_fp16_res)
         # noise_mode and fused_modconv (arguments 4 and 5, counting the module) are static.
@@ -206,8 +227,11 @@ class SynthesisNetwork(nn.Module):
         x = img = None
         w_idx = 0
         ws = ws.astype(jnp.float32)
+        full = short_side(self.img_resolution)
         for block in self.blocks:
-            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + block.num_torgb], noise_mode, fused_modconv)
+            fade = self.lod.value - level_lod(short_side(block.resolution), full) if self.progressive else None
+            x, img = block(x, img, ws[:, w_idx:w_idx + block.num_conv + block.num_torgb], noise_mode, fused_modconv,
+                           fade)
             w_idx += block.num_conv
         return img
 
@@ -238,6 +262,7 @@ class Generator(AcceptsChannelsLastFlag, GeneratorBase):
     activation: str = "lrelu"
     compute_dtype: Any = None
     remat: bool = False  # jax.checkpoint per synthesis block: less memory for about a third more compute
+    level_resolution: int | None = None  # architecture 'progressive': build the network up to this level
 
     @property
     def num_ws(self) -> int:
@@ -246,13 +271,16 @@ class Generator(AcceptsChannelsLastFlag, GeneratorBase):
     def setup(self):
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ARCHITECTURES}, got {self.architecture!r}")
+        if self.level_resolution is not None and self.architecture != "progressive":
+            raise ValueError(f"level_resolution needs architecture 'progressive', got {self.architecture!r}")
         layer_kwargs = dict(kernel_size=self.kernel_size, use_noise=self.use_noise, activation=self.activation)
         block_kwargs = dict(architecture=self.architecture, resample_filter=tuple(self.resample_filter),
                             conv_clamp=self.conv_clamp, layer_kwargs=FrozenDict(layer_kwargs))
         self.synthesis_network = SynthesisNetwork(
             self.w_dim, self.img_resolution, self.img_channels, channel_base=self.channel_base,
             channel_max=self.channel_max, num_fp16_res=self.num_fp16_res, compute_dtype=self.compute_dtype,
-            remat=self.remat, block_kwargs=FrozenDict(block_kwargs), name="synthesis")
+            remat=self.remat, block_kwargs=FrozenDict(block_kwargs), level_resolution=self.level_resolution,
+            name="synthesis")
         self.mapping_network = MappingNetwork(self.z_dim, self.c_dim, self.w_dim, num_ws=self.num_ws,
                                               name="mapping", **self.mapping_kwargs)
 

@@ -10,9 +10,10 @@ from stylegan_jax.augment import PRESETS, TRANSFORMS, augment_spec
 from stylegan_jax.data.config import default_dataset_config, normal_resolution, validate_dataset_config
 from stylegan_jax.networks.stylegan2 import ARCHITECTURES
 from stylegan_jax.training.ada import MODES, AugmentConfig
+from stylegan_jax.training.rotation_loss import ROTATIONS, RotationConfig
 from stylegan_jax.training.trainer import NONFINITE_RULES
 
-ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r", "r3gan")
+ARCHS = ("stylegan", "stylegan2", "stylegan3-t", "stylegan3-r", "r3gan")  # stylegan: the 2019 networks
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -73,6 +74,14 @@ def default_config() -> ml_collections.ConfigDict:
         fp16_stages=(-1, -2, -3),         # G stages computed in model.compute_dtype (D: the mirrored ones)
     ))
 
+    c.progressive = ml_collections.ConfigDict(dict(  # progressive growing (arch 'stylegan' or 'progressive' G and D)
+        initial_resolution=0,             # 0: off; else the first level (the official 8)
+        training_kimg=600.0,              # lod_training_kimg: images at each level before the next fades in
+        transition_kimg=600.0,            # lod_transition_kimg: length of each fade-in
+        lr_by_resolution=(),              # ((resolution, lr), ...): G and D learning rate at those levels
+        reset_optimizer=True,             # reset Adam's moments when a fade-in starts and ends (official)
+    ))
+
     c.loss = ml_collections.ConfigDict()
     c.loss.r1_gamma = 10.0
     c.loss.pl_weight = 2.0
@@ -83,6 +92,11 @@ def default_config() -> ml_collections.ConfigDict:
     c.loss.blur_fade_kimg = 0.0
     c.loss.g_reg_interval = 4
     c.loss.d_reg_interval = 16
+    c.loss.rotation = ml_collections.ConfigDict(dict(  # SS-GAN's rotation loss (rotation_loss.py); both weights 0: off
+        alpha=0.0,                        # G's weight on its rotated fakes (the paper's: 0.2)
+        beta=0.0,                         # D's weight on rotated reals (the paper's: 1.0)
+        examples=0,                       # images of a batch rotated by all 4 angles; 0: a quarter of the batch
+    ))
 
     c.schedule = ml_collections.ConfigDict(dict(  # arch 'r3gan': cosine ramps (base, final) over decay_kimg
         decay_kimg=20000.0,
@@ -222,6 +236,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         if not ok:
             raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
     augment_config(config)
+    rotation_config(config)
+    growth_schedule(config)
     if config.model.arch == "r3gan":
         _check_r3gan(config)
     elif config.augment.mode == "scheduled":
@@ -263,6 +279,31 @@ def _check_r3gan(config: ml_collections.ConfigDict) -> None:
             raise ValueError(f"config.model.r3gan does not give a {side}x{side} network: {e}") from None
 
 
+def growth_schedule(config: ml_collections.ConfigDict):
+    """The progressive-growing schedule of a config, None without growing; bad keys raise one line."""
+    from stylegan_jax.training.progressive import GrowthSchedule
+
+    g, m = config.progressive, config.model
+    progressive_nets = m.g_architecture == m.d_architecture == "progressive"
+    if g.initial_resolution == 0:
+        return None
+    resolution = normal_resolution(config.dataset.resolution)
+    if isinstance(resolution, tuple):
+        raise ValueError(f"config.progressive needs a square dataset.resolution, got {resolution}")
+    if not (m.arch == "stylegan" or (m.arch == "stylegan2" and progressive_nets)):
+        raise ValueError("config.progressive.initial_resolution needs model.arch 'stylegan', or 'stylegan2' with "
+                         f"g_architecture and d_architecture 'progressive'; got {m.arch!r} with "
+                         f"{m.g_architecture!r}/{m.d_architecture!r}")
+    if g.training_kimg < 0 or g.transition_kimg < 0:
+        raise ValueError(f"config.progressive.training_kimg and transition_kimg must be >= 0, got "
+                         f"{g.training_kimg}, {g.transition_kimg}")
+    try:
+        return GrowthSchedule(resolution, int(g.initial_resolution), float(g.training_kimg), float(g.transition_kimg),
+                              tuple((int(res), float(lr)) for res, lr in g.lr_by_resolution))
+    except ValueError as e:
+        raise ValueError(f"config.progressive.initial_resolution: {e}") from None
+
+
 def r3gan_schedules(config: ml_collections.ConfigDict):
     """The R3GAN schedules of a config (`schedule.*` over `schedule.decay_kimg`)."""
     from stylegan_jax.training.r3gan_schedule import CosineSchedule, R3GANSchedules
@@ -272,6 +313,27 @@ def r3gan_schedules(config: ml_collections.ConfigDict):
     p = ramp("aug_p") if config.augment.mode == "scheduled" else CosineSchedule(0.0, 0.0, s.decay_kimg * 1000)
     return R3GANSchedules(lr=ramp("lr"), beta2=ramp("beta2"), gamma=ramp("gamma"), ema_nimg=ramp("ema_kimg", 1000.0),
                           aug_p=p, batch_size=config.batch_size)
+
+
+def rotation_config(config: ml_collections.ConfigDict) -> RotationConfig:
+    """The run's rotation-loss settings; a bad value raises a one-line ValueError naming the key."""
+    r = config.loss.rotation
+    checks = [
+        ("loss.rotation.alpha", r.alpha >= 0, "must be >= 0 (0: no rotation term for G)"),
+        ("loss.rotation.beta", r.beta > 0 or r.alpha == 0,
+         "must be positive when loss.rotation.alpha is (D's rotation head learns only from beta's term)"),
+        ("loss.rotation.examples", 0 <= r.examples <= config.batch_size,
+         "must be between 0 (a quarter of the batch) and batch_size"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
+    rotation = RotationConfig(alpha=float(r.alpha), beta=float(r.beta), examples=int(r.examples))
+    resolution = normal_resolution(config.dataset.resolution)
+    if rotation.active and isinstance(resolution, tuple):
+        raise ValueError(f"config.loss.rotation needs a square dataset.resolution (a quarter turn changes the shape "
+                         f"of a non-square image), got {resolution}")
+    return rotation
 
 
 def augment_config(config: ml_collections.ConfigDict) -> AugmentConfig:
@@ -330,7 +392,16 @@ def _check_metrics(names: list[str], weights: ml_collections.ConfigDict) -> None
 
 def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: int
                   ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]:
-    """Official (class_name, init_kwargs) of G and D for this config and dataset."""
+    """Official (class_name, init_kwargs) of G and D for this config and dataset; with the rotation loss
+    on, D's kwargs add its rotation head (`rotation_classes`, not an official argument)."""
+    g_spec, (d_class, d_kwargs) = _network_specs(config, c_dim, img_channels)
+    if rotation_config(config).active:
+        d_kwargs = {**d_kwargs, "rotation_classes": ROTATIONS}
+    return g_spec, (d_class, d_kwargs)
+
+
+def _network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: int
+                   ) -> tuple[tuple[str, dict[str, Any]], tuple[str, dict[str, Any]]]:
     m = config.model
     dtype = None if m.compute_dtype == "float32" else m.compute_dtype
     resolution = normal_resolution(config.dataset.resolution)
@@ -338,6 +409,8 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
     img_resolution = list(resolution) if isinstance(resolution, tuple) else resolution
     if m.arch == "r3gan":
         return _r3gan_specs(m, c_dim, img_resolution, dtype)
+    if m.arch == "stylegan":
+        return _stylegan2019_specs(m, c_dim, img_resolution, img_channels)
     common = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels)
     conv_clamp = m.conv_clamp if m.conv_clamp > 0 else None
     g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers},
@@ -360,6 +433,15 @@ def network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: i
         g.update(remat=True)
         d.update(remat=True)
     return (g_class, g), ("training.networks_stylegan2.Discriminator", d)
+
+
+def _stylegan2019_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int, img_channels: int):
+    """G_style and D_basic of the 2019 code (TensorFlow class names) at the config's widths."""
+    common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels, channel_base=m.channel_base,
+                  channel_max=m.channel_max)
+    g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers}, **common)
+    d = dict(mbstd_group_size=m.mbstd_group_size, **common)
+    return ("training.networks_stylegan.G_style", g), ("training.networks_stylegan.D_basic", d)
 
 
 def _r3gan_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int | list[int], dtype: str | None):

@@ -22,6 +22,7 @@ from stylegan_jax.networks.generation import generate
 from stylegan_jax.training import config as config_lib
 from stylegan_jax.training import narration
 from stylegan_jax.training.monitor import Monitor
+from stylegan_jax.training.progressive import ProgressiveTrainer
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training.r3gan_trainer import R3GANTrainer
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
@@ -85,6 +86,7 @@ def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) ->
         nets = {key: variables for key, (_, variables) in load_official_pickle(source).items()}
     else:
         nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
+    nets["D"] = _matching_rotation_head(nets["D"], state.d)
     reinitialised = []
     for key, old in (("G", state.g), ("D", state.d), ("G_ema", state.g_ema)):
         what = f"config.resume: {key} of {source}"
@@ -102,6 +104,14 @@ def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) ->
         new, old)
     state = state.replace(g=put(nets["G"], state.g), d=put(nets["D"], state.d), g_ema=put(nets["G_ema"], state.g_ema))
     return state, reinitialised
+
+
+def _matching_rotation_head(theirs: dict, ours: dict) -> dict:
+    """Their D variables with our rotation head (SS-GAN): a head they lack starts fresh, one we lack is dropped."""
+    params = {key: value for key, value in theirs["params"].items() if key != "rotation"}
+    if "rotation" in ours["params"]:
+        params["rotation"] = theirs["params"].get("rotation", ours["params"]["rotation"])
+    return {**theirs, "params": params}
 
 
 def _check_same_shapes(new, old, what: str) -> None:
@@ -129,7 +139,12 @@ def make_trainer(config: ml_collections.ConfigDict, G, D, mesh: Mesh | None = No
     common = dict(optim=OptimizerConfig(**config.optimizer), batch_size=config.batch_size, mesh=mesh,
                   augment=config_lib.augment_config(config), freeze_d=config.freeze_d)
     if config.model.arch == "r3gan":
-        return R3GANTrainer(G, D, config_lib.r3gan_schedules(config), **common)
+        return R3GANTrainer(G, D, config_lib.r3gan_schedules(config), rotation=config_lib.rotation_config(config),
+                            **common)
+    growth = config_lib.growth_schedule(config)
+    if growth is not None:
+        return ProgressiveTrainer(G, D, LossConfig(**config.loss), growth=growth,
+                                  reset_optimizer=config.progressive.reset_optimizer, **common)
     return Trainer(G, D, LossConfig(**config.loss), **common)
 
 

@@ -71,7 +71,7 @@ class Monitor:
         fields = [f"kimg {nimg / 1e3:<9.3f}", f"time {now - self._start_time:<7.0f}s",
                   f"sec/kimg {sec_per_kimg:<8.2f}", f"img/s {values['timing/images_per_sec']:<7.1f}"]
         fields += [f"{k.split('/')[-1]} {v:<8.4f}" for k, v in sorted(values.items())
-                   if k.startswith(("loss/", "scores/", "pl_mean", "augment/"))]
+                   if k.startswith(("loss/", "scores/", "pl_mean", "augment/", "progress/lod", "rotation/"))]
         fields += [f"skipped {skipped}", f"host {host:.2f}GiB", f"device {device:.2f}GiB"]
         self.log("  ".join(fields))
         with self._summary_writer().as_default():
@@ -97,3 +97,12 @@ class Monitor:
             self._writer.close()
         if self._log is not None:
             self._log.close()
+
+
+def read_metrics(workdir: str) -> list[dict[str, Any]]:
+    """The records of a run's metrics.jsonl, in order: {'kimg': ..., metric name: {result: value}}."""
+    path = fileio.join(workdir, "metrics.jsonl")
+    if not fileio.exists(path):
+        raise ValueError(f"{workdir} has no metrics.jsonl (run metrics with --config.metrics or evaluate)")
+    with fileio.open_file(path, "r") as f:
+        return [json.loads(line) for line in f if line.strip()]

@@ -21,6 +21,7 @@ from stylegan_jax.training import r3gan_loss
 from stylegan_jax.training.ada import AugmentConfig
 from stylegan_jax.training.adam import Adam
 from stylegan_jax.training.r3gan_schedule import R3GANSchedules, ema_beta
+from stylegan_jax.training.rotation_loss import RotationConfig
 from stylegan_jax.training.trainer import OptimizerConfig, Phase, Trainer
 
 
@@ -29,9 +30,14 @@ class R3GANTrainer(Trainer):
 
     def __init__(self, G: nn.Module, D: nn.Module, schedules: R3GANSchedules, optim: OptimizerConfig,
                  batch_size: int, mesh: Mesh | None = None, augment: AugmentConfig | None = None,
-                 freeze_d: int = 0):
-        self.schedules = schedules
+                 freeze_d: int = 0, rotation: RotationConfig | None = None):
+        self.schedules, self._rotation = schedules, rotation or RotationConfig()
         super().__init__(G, D, None, optim, batch_size, mesh=mesh, augment=augment, freeze_d=freeze_d)
+
+    @property
+    def rotation(self) -> RotationConfig:
+        """The SS-GAN rotation loss's settings (R3GAN has no LossConfig to hold them)."""
+        return self._rotation
 
     def _make_phases(self) -> list[Phase]:
         return [Phase("D", "D", main=True, reg=True, interval=1, data_batch=0),
@@ -77,19 +83,25 @@ class R3GANTrainer(Trainer):
         return state.g, jax.lax.stop_gradient(fake)
 
     def _d_loss(self, d_params, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws, fake):
-        """The relativistic loss of reals over their paired fakes plus gamma/2 (R1 + R2)."""
+        """The relativistic loss of reals over their paired fakes, plus gamma/2 (R1 + R2) and the rotation term."""
         del phase, gen_c
         d_vars = {**state.d, "params": d_params}
         score_real, score_fake = self._critics(d_vars, state, real_c, draws["main"])
         loss, terms = r3gan_loss.discriminator_loss(score_real, score_fake, real_img, fake, hyper["gamma"])
-        return loss, {"loss/D": jnp.mean(terms.adversarial), "loss/r1_penalty": jnp.mean(terms.r1),
-                      "loss/r2_penalty": jnp.mean(terms.r2), "scores/real": jnp.mean(terms.relativistic_logits)}
+        rotation, rotation_aux = self._rotation_term("real", d_vars, real_img, real_c, state.nimg, state.augment_p,
+                                                     draws["main"]["aug_real"])
+        return loss + rotation, {"loss/D": jnp.mean(terms.adversarial), "loss/r1_penalty": jnp.mean(terms.r1),
+                                 "loss/r2_penalty": jnp.mean(terms.r2),
+                                 "scores/real": jnp.mean(terms.relativistic_logits), **rotation_aux}
 
     def _g_loss(self, g_params, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws, fake):
-        """The relativistic loss of fakes over their paired reals (the real logits are constants)."""
+        """The relativistic loss of fakes over their paired reals (the real logits are constants), plus the
+        rotation term."""
         del phase, gen_c, fake
         d = draws["main"]
         fake = self.G.apply({**state.g, "params": g_params}, d["z"], real_c)
         score_real, score_fake = self._critics(state.d, state, real_c, d)
         loss, terms = r3gan_loss.generator_loss(score_real, score_fake, real_img, fake)
-        return loss, {"loss/G": loss, "scores/fake": jnp.mean(terms.relativistic_logits)}
+        rotation, rotation_aux = self._rotation_term("fake", state.d, fake, real_c, state.nimg, state.augment_p,
+                                                     d["aug_fake"])
+        return loss + rotation, {"loss/G": loss, "scores/fake": jnp.mean(terms.relativistic_logits), **rotation_aux}

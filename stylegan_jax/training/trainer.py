@@ -9,6 +9,7 @@ official run (see `draws.py`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -18,13 +19,13 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from stylegan_jax.augment import augment_from_draws, draw_random
-from stylegan_jax.images import image_size
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training import draws as draws_lib
-from stylegan_jax.training import losses
+from stylegan_jax.training import losses, rotation_loss
 from stylegan_jax.training.ada import AugmentConfig, adjust_p, no_augmentation
 from stylegan_jax.training.adam import Adam, lazy_adam
 from stylegan_jax.training.connectivity import reached_parameters
+from stylegan_jax.training.rotation_loss import ROTATIONS, RotationConfig
 
 NONFINITE_RULES = ("skip", "official")
 
@@ -34,7 +35,8 @@ class LossConfig:
     """Loss and regularisation settings (official names; the defaults live in training/config.py).
 
     A regularisation interval of 0 runs that network's main and regularisation terms together in
-    one phase every iteration (the official Gboth/Dboth, e.g. StyleGAN3's G).
+    one phase every iteration (the official Gboth/Dboth, e.g. StyleGAN3's G). `rotation` (the
+    SS-GAN rotation loss of the main phases) also takes a mapping of its fields, e.g. config.loss.rotation.
     """
 
     r1_gamma: float
@@ -46,6 +48,11 @@ class LossConfig:
     blur_fade_kimg: float
     g_reg_interval: int
     d_reg_interval: int
+    rotation: RotationConfig = RotationConfig()
+
+    def __post_init__(self):
+        if not isinstance(self.rotation, RotationConfig):
+            object.__setattr__(self, "rotation", RotationConfig(**dict(self.rotation)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +151,7 @@ class Trainer:
         self.replicated = NamedSharding(self.mesh, P())
         self.batch_sharding = NamedSharding(self.mesh, P("data"))
         self.phases = self._make_phases()
+        self.image_shape = tuple(D.example_inputs()[0].shape[1:3])  # (height, width) that G makes and D takes
         d_abstract = jax.eval_shape(lambda: D.init({"params": jax.random.key(0)}, *D.example_inputs()))
         self.frozen_d = frozen_d_layers(d_abstract["params"], freeze_d)
         if len(self.frozen_d) < freeze_d:
@@ -151,6 +159,7 @@ class Trainer:
                              "freezable layers")
         d_trainable = (lambda path: tuple(path[:2]) not in self.frozen_d) if self.frozen_d else None
         self.g_tx, self.d_tx = self._optimizers(d_trainable)
+        self._check_rotation()
         self.max_blur_sigma = loss.blur_init_sigma if loss is not None and loss.blur_fade_kimg > 0 else 0.0
         g_abstract = jax.eval_shape(lambda: G.init({"params": jax.random.key(0), "noise": jax.random.key(1)},
                                                    *G.example_inputs()))
@@ -171,14 +180,19 @@ class Trainer:
                 lazy_adam(o.d_lr, o.beta1, o.beta2, o.eps, loss.d_reg_interval, d_trainable))
 
     def hyperparameters(self, nimg: int) -> dict[str, np.float32]:
-        """Scheduled values a phase takes as inputs at `nimg` images (none for StyleGAN2/3): 'lr' and
-        'beta2' override Adam's, the rest reach the losses."""
+        """Scheduled values a phase takes as inputs at `nimg` images (none for StyleGAN2/3): 'lr' (or
+        'g_lr' and 'd_lr') and 'beta2' override Adam's, the rest reach the losses."""
         del nimg
         return {}
 
     def ema_decay(self, nimg: int, ema_kimg: float, ema_rampup: float | None) -> float:
         """The G EMA's decay for the step that starts at `nimg` images."""
         return ema_beta(self.batch_size, nimg, ema_kimg, ema_rampup)
+
+    @property
+    def rotation(self) -> RotationConfig:
+        """The SS-GAN rotation loss's settings (off without a LossConfig)."""
+        return self.loss.rotation if self.loss is not None else RotationConfig()
 
     @property
     def batches_per_step(self) -> int:
@@ -216,8 +230,7 @@ class Trainer:
     def _sample_augment(self, key, batch):
         if not self.augment.active:
             return None
-        height, width = image_size(self.D.img_resolution)
-        return draw_random(key, self.augment.spec, batch, self.D.img_channels, height, width)
+        return draw_random(key, self.augment.spec, batch, self.D.img_channels, *self.image_shape)
 
     def sample_draws(self, key: jax.Array, phase: Phase, batch: int) -> dict[str, Any]:
         """Every random input of one phase (see draws.py), drawn from `key`."""
@@ -231,7 +244,7 @@ class Trainer:
                 out["main"]["aug_real"] = self._sample_augment(next(keys), batch)
         if phase.reg and phase.net == "G":
             n = batch // self.loss.pl_batch_shrink
-            shape = (n, *image_size(self.G.img_resolution), self.G.img_channels)
+            shape = (n, *self.image_shape, self.G.img_channels)
             out["reg"] = dict(z=jax.random.normal(next(keys), (n, self.G.z_dim)), g=self._sample_g_call(next(keys), n),
                               pl_noise=jax.random.normal(next(keys), shape))
         if phase.reg and phase.net == "D" and not phase.main:
@@ -253,14 +266,46 @@ class Trainer:
         img, g_vars = (out[0], {**g_vars, **out[1]}) if update_emas else (out, g_vars)
         return img, ws, g_vars
 
-    def _run_d(self, d_vars, img, c, nimg, p, aug_draws):
-        """D after the StyleGAN3 blur and the augmentation pipeline, as the official run_D."""
+    def _d_view(self, img, nimg, p, aug_draws):
+        """The images D sees: after the StyleGAN3 blur and the augmentation pipeline, as in the official run_D."""
         if self.max_blur_sigma > 0:
             sigma = losses.blur_sigma(nimg.astype(jnp.float32), self.loss.blur_init_sigma, self.loss.blur_fade_kimg)
             img = losses.blur_images(img, sigma, self.max_blur_sigma)
         if aug_draws is not None:
             img = augment_from_draws(img, aug_draws, p, self.augment.spec)
-        return self.D.apply(d_vars, img, c)
+        return img
+
+    def _run_d(self, d_vars, img, c, nimg, p, aug_draws):
+        """D after the StyleGAN3 blur and the augmentation pipeline, as the official run_D."""
+        return self.D.apply(d_vars, self._d_view(img, nimg, p, aug_draws), c)
+
+    def _check_rotation(self) -> None:
+        """A rotation loss needs D's 4-way head and square images (a quarter turn keeps their shape)."""
+        if not self.rotation.active:
+            return
+        if getattr(self.D, "rotation_classes", 0) != ROTATIONS:
+            raise ValueError(f"the rotation loss needs a discriminator with rotation_classes={ROTATIONS}, got "
+                             f"{getattr(self.D, 'rotation_classes', None)}")
+        if self.image_shape[0] != self.image_shape[1]:
+            raise ValueError(f"the rotation loss needs square images, got {self.image_shape[0]}x{self.image_shape[1]}")
+
+    def _rotation_term(self, kind: str, d_vars, img, c, nimg, p, aug_draws) -> tuple[Any, dict[str, jax.Array]]:
+        """The weighted rotation cross-entropy of D's head on rotated copies of some of `img` and its metrics:
+        kind 'real' (D's main phases, weight beta) or 'fake' (G's, weight alpha); (0, {}) when that weight is 0.
+
+        The chosen examples keep their blur and augmentation draws and are rotated after them, so each
+        label is the quarter turns of the image D sees.
+        """
+        weight = self.rotation.beta if kind == "real" else self.rotation.alpha
+        if not weight:
+            return 0.0, {}
+        pick = functools.partial(rotation_loss.select_examples, count=self.rotation.num_examples(img.shape[0]))
+        view = self._d_view(pick(img), nimg, p, jax.tree_util.tree_map(pick, aug_draws))
+        rotated, labels = rotation_loss.rotated_copies(view)
+        _, logits = self.D.apply(d_vars, rotated, jnp.repeat(pick(c), ROTATIONS, axis=0), rotation=True)
+        loss = rotation_loss.cross_entropy(logits, labels)
+        return loss * weight, {f"loss/rotation_{kind}": loss,
+                               f"rotation/accuracy_{kind}": rotation_loss.accuracy(logits, labels)}
 
     # ---- phases -----------------------------------------------------------------------------
     def _apply(self, state, which, tx: Adam, grads, loss_value, reached, hyper):
@@ -269,8 +314,8 @@ class Trainer:
         ok = _all_finite(loss_value, grads)
         if self.optim.nonfinite_grads == "official":
             grads = _clean_gradients(grads)
-        new_params, new_opt = tx.update(variables["params"], grads, opt_state, reached, lr=hyper.get("lr"),
-                                        beta2=hyper.get("beta2"))
+        new_params, new_opt = tx.update(variables["params"], grads, opt_state, reached,
+                                        lr=hyper.get(f"{which}_lr", hyper.get("lr")), beta2=hyper.get("beta2"))
         if self.optim.nonfinite_grads == "skip":
             new_params, new_opt = _select(ok, new_params, variables["params"]), _select(ok, new_opt, opt_state)
         return state.replace(**{which: {**variables, "params": new_params}, f"{which}_opt": new_opt}), ok
@@ -294,8 +339,13 @@ class Trainer:
         fake, _, g_vars = self._run_g(state.g, d["z"], gen_c, d["g"], update_emas=True)
         return g_vars, jax.lax.stop_gradient(fake)
 
+    def _prepare_reals(self, state: TrainState, real_img: jax.Array) -> jax.Array:
+        """The uint8 batch as D sees it: float32 in [-1, 1]."""
+        del state
+        return to_float_images(real_img)
+
     def _run_phase(self, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws):
-        real_img = to_float_images(real_img)
+        real_img = self._prepare_reals(state, real_img)
         g_vars, fake = self._loss_inputs(state, phase, real_img, real_c, gen_c, draws)
         which = phase.net.lower()
         loss_fn = self._g_loss if phase.net == "G" else self._d_loss
@@ -337,8 +387,11 @@ class Trainer:
             d = draws["main"]
             img, _, _ = self._run_g(g_vars, d["z"], gen_c, d["g"])
             logits = self._run_d(state.d, img, gen_c, state.nimg, state.augment_p, d["aug_fake"])
-            total = total + jnp.mean(jax.nn.softplus(-logits)) * gain
-            aux.update({"loss/G": jnp.mean(jax.nn.softplus(-logits)), "scores/fake_G": jnp.mean(logits)})
+            rotation, rotation_aux = self._rotation_term("fake", state.d, img, gen_c, state.nimg, state.augment_p,
+                                                         d["aug_fake"])
+            total = total + (jnp.mean(jax.nn.softplus(-logits)) + rotation) * gain
+            aux.update({"loss/G": jnp.mean(jax.nn.softplus(-logits)), "scores/fake_G": jnp.mean(logits),
+                        **rotation_aux})
         if phase.reg:
             d = draws["reg"]
             c = gen_c[:d["z"].shape[0]]
@@ -373,6 +426,8 @@ class Trainer:
         if phase.main:
             per_sample = per_sample + jax.nn.softplus(-real_logits)[:, 0]
             aux["loss/D"] = jnp.mean(jax.nn.softplus(fake_logits)) + jnp.mean(jax.nn.softplus(-real_logits))
+            rotation, rotation_aux = self._rotation_term("real", d_vars, real_img, real_c, nimg, p, aug_real)
+            total, aux = total + rotation * gain, {**aux, **rotation_aux}
         total = total + jnp.mean(per_sample) * gain
         aux["scores/real"] = jnp.mean(real_logits)
         aux["signs/real_sum"] = jnp.sum(jnp.sign(real_logits))
