@@ -21,11 +21,16 @@ def initialize_runtime(coordinator_address: str | None = None, num_processes: in
         jax.distributed.initialize()
 
 
+def on_cpu_backend() -> bool:
+    """Whether JAX computes on the XLA:CPU backend: the one query behind every CPU-only choice."""
+    return jax.default_backend() == "cpu"
+
+
 def enable_compilation_cache() -> str | None:
     """On GPU/TPU, turns on JAX's persistent compilation cache in $JAX_COMPILATION_CACHE_DIR, else
     DEFAULT_COMPILATION_CACHE, so that a resumed run loads its compiled steps; returns the directory.
     On the CPU backend it stays off (None): XLA:CPU crashed loading an executable another process cached."""
-    if jax.default_backend() == "cpu":
+    if on_cpu_backend():
         return None
     directory = jax.config.jax_compilation_cache_dir or DEFAULT_COMPILATION_CACHE
     jax.config.update("jax_compilation_cache_dir", directory)

@@ -4,6 +4,7 @@ import pathlib
 import re
 
 import pytest
+from tiny_config import override
 
 from stylegan_jax.training.config import default_config, network_specs, official_config, validate_config
 
@@ -54,13 +55,7 @@ def test_official_presets_follow_train_py():
 def _digits_config(**changes):
     config = default_config()
     config.dataset.source = "digits"
-    for key, value in changes.items():
-        target = config
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target[part]
-        target[leaf] = value
-    return config
+    return override(config, changes)
 
 
 @pytest.mark.parametrize("changes, message", [

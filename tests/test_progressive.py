@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tiny_config import override
 
 from stylegan_jax.configs_common import sibling_config, stylegan2019_config
 from stylegan_jax.convert.state_dict import build_network
@@ -41,13 +42,7 @@ def _tiny(step: str = "a_stylegan.py", **overrides):
     c.total_kimg = 0.064
     c.snapshot_kimg = c.tick_kimg = 0.032
     c.grid_size = (2, 2)
-    for key, value in overrides.items():
-        target = c
-        *parents, leaf = key.split(".")
-        for part in parents:
-            target = target[part]
-        target[leaf] = value
-    return c
+    return override(c, overrides)
 
 
 def test_config_errors_name_the_key():

@@ -30,3 +30,14 @@ def get_config():
     c.augment.interval = 2
     c.augment.kimg = 0.05
     return c
+
+
+def override(config, changes: dict):
+    """`config` with dotted keys set, e.g. {"model.arch": "stylegan2"}; returns it."""
+    for key, value in changes.items():
+        target = config
+        *parents, leaf = key.split(".")
+        for part in parents:
+            target = target[part]
+        target[leaf] = value
+    return config

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from stylegan_jax.ops import cpu_conv, xla_conv
+from stylegan_jax.runtime import on_cpu_backend
 
 CONV_PATHS = ("cpu", "generic")
 _FORCED_PATH = jax.make_user_context(default_value=None)
@@ -33,7 +34,7 @@ def conv_path(path: str) -> Iterator[None]:
 def uses_cpu_forms() -> bool:
     """Whether convolutions traced now take cpu_conv's forms: as forced by `conv_path`, else on the CPU backend."""
     forced = _FORCED_PATH.value
-    return jax.default_backend() == "cpu" if forced is None else forced == "cpu"
+    return on_cpu_backend() if forced is None else forced == "cpu"
 
 
 def _forms():

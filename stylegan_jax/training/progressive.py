@@ -132,8 +132,7 @@ class ProgressiveTrainer(_LevelTrainer):
     def compile_phases(self, state: TrainState, image_shape: tuple[int, int, int], c_dim: int) -> None:
         """Compiles the phases of every level (multi-host runs compile before the first step)."""
         for level in self.growth.resolutions:
-            trainer = self if level == self.level else self.level_trainer(level)
-            Trainer.compile_phases(trainer, state, image_shape, c_dim)
+            Trainer.compile_phases(self.level_trainer(level), state, image_shape, c_dim)
 
     def train_step(self, state: TrainState, step: int, nimg: int, *args, **kwargs) -> tuple[TrainState, dict[str, Any]]:
         """One iteration at the schedule's level of detail for `nimg` (see Trainer.train_step)."""
@@ -143,7 +142,6 @@ class ProgressiveTrainer(_LevelTrainer):
             state = self._reset_adam(state)
         self._previous_lod = lod
         state = self._set_lod(state, jnp.float32(lod))
-        level = self.growth.level(lod)
-        trainer = self if level == self.level else self.level_trainer(level)
+        trainer = self.level_trainer(self.growth.level(lod))
         state, metrics = Trainer.train_step(trainer, state, step, nimg, *args, **kwargs)
         return state, {**metrics, "progress/lod": np.float32(lod)}
