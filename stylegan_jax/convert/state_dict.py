@@ -22,19 +22,35 @@ NETWORK_CLASSES = {
     "training.networks_stylegan2.Generator": "stylegan_jax.networks.stylegan2:Generator",
     "training.networks_stylegan2.Discriminator": "stylegan_jax.networks.discriminator:Discriminator",
     "training.networks_stylegan3.Generator": "stylegan_jax.networks.stylegan3:Generator",
+    "training.networks_stylegan3_resetting.Generator": "stylegan_jax.networks.stylegan_xl:Generator",
+    "training.networks_stylegan3_resetting.SuperresGenerator": "stylegan_jax.networks.stylegan_xl:SuperresGenerator",
     "training.networks_stylegan.G_style": "stylegan_jax.networks.stylegan2019:Generator",
     "training.networks_stylegan.D_basic": "stylegan_jax.networks.stylegan2019:Discriminator",
+    "pg_modules.discriminator.ProjectedDiscriminator": "stylegan_jax.networks.projected:ProjectedDiscriminator",
     "training.networks.Generator": "stylegan_jax.networks.r3gan:Generator",
     "training.networks.Discriminator": "stylegan_jax.networks.r3gan:Discriminator",
 }
+
+# Constructor arguments that a state dict implies but official kwargs lack: StyleGAN-XL reads its
+# class-embedding table from a file, so only 'mapping.embed.weight' tells the table's size.
+# (A SuperresGenerator's kwargs combine its stem's and its own: see stylegan_xl.superres_init_kwargs.)
+KWARGS_FROM_STATE_DICT = {
+    "training.networks_stylegan3_resetting.Generator": "stylegan_jax.networks.stylegan_xl:init_kwargs_from_state_dict",
+    "training.networks_stylegan3_resetting.SuperresGenerator":
+        "stylegan_jax.networks.stylegan_xl:init_kwargs_from_state_dict",
+}
+
+
+def _resolve(target: str) -> Any:
+    module_name, attr = target.split(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 def build_network(class_name: str, init_kwargs: Mapping[str, Any]) -> nn.Module:
     """Instantiates our module for an official class name and its constructor kwargs."""
     if class_name not in NETWORK_CLASSES:
         raise ValueError(f"unsupported network class {class_name!r}; expected one of {sorted(NETWORK_CLASSES)}")
-    module_name, attr = NETWORK_CLASSES[class_name].split(":")
-    cls = getattr(importlib.import_module(module_name), attr)
+    cls = _resolve(NETWORK_CLASSES[class_name])
     fields = set(cls.__dataclass_fields__) - {"parent", "name"}
     unknown = sorted(set(init_kwargs) - fields)
     if unknown:
@@ -110,6 +126,8 @@ def from_official_state_dict(class_name: str, init_kwargs: Mapping[str, Any],
     Every official parameter and buffer must be consumed: unknown or missing names and shape
     mismatches raise ValueError naming them.
     """
+    if class_name in KWARGS_FROM_STATE_DICT:
+        init_kwargs = _resolve(KWARGS_FROM_STATE_DICT[class_name])(init_kwargs, state_dict)
     module = build_network(class_name, init_kwargs)
     expected = flatten_variables(abstract_variables(module))
     missing = set(expected) - set(state_dict)

@@ -9,6 +9,7 @@ within an overall budget of MAX_RATIO times the archive's size: zip bombs are re
 """
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import os
@@ -69,7 +70,7 @@ class LimitedArchive:
 
 class _TorchZipUnpickler(RestrictedUnpickler):
     def __init__(self, archive: LimitedArchive, root: str):
-        allowed = {**TORCH_GLOBALS, **STORAGE_CLASSES, ("collections", "OrderedDict"): dict,
+        allowed = {**TORCH_GLOBALS, **STORAGE_CLASSES, ("collections", "OrderedDict"): collections.OrderedDict,
                    ("torch.jit._pickle", "build_intlist"): list}
         super().__init__(io.BytesIO(archive.read(f"{root}data.pkl")), allowed, "a torch weights file")
         self._archive, self._root = archive, root

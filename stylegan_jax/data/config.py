@@ -42,6 +42,7 @@ class DatasetConfig:
     channels: int = 3
     xflip: bool = False
     use_labels: bool = False
+    captions: bool = False
     max_size: int = 0
     convert_channels: bool = False
     num_threads: int = 0
@@ -57,8 +58,9 @@ def default_dataset_config() -> ml_collections.ConfigDict:
     fit: how images of another aspect ratio reach the resolution's: 'crop' (the centre region of that
     aspect) or 'letterbox' (the whole image, centred on black borders). channels (1 or 3): what
     training sees. xflip: add mirrored copies.
-    use_labels: one-hot class labels. max_size: keep a fixed random subset of this many images (0:
-    all). convert_channels: convert images with other channel counts instead of failing.
+    use_labels: one-hot class labels. captions: labels are the CLIP token ids (float32 [77]) of each
+    image's caption, from x.txt beside x.png or captions.jsonl (folder/zip; see data.captions).
+    max_size: keep a fixed random subset of this many images (0: all). convert_channels: convert images with other channel counts instead of failing.
     num_threads: TF threads for decoding (0: min(8, CPU count)).
     """
     config = ml_collections.ConfigDict(dataclasses.asdict(DatasetConfig()))
@@ -123,6 +125,10 @@ def validate_dataset_config(cfg: Mapping[str, Any] | ml_collections.ConfigDict) 
     for key in ("max_size", "num_threads"):
         if getattr(config, key) < 0:
             raise DatasetConfigError(key, f"must be >= 0, got {getattr(config, key)}")
+    if config.captions and config.source not in ("folder", "zip"):
+        raise DatasetConfigError("captions", f"only folders and zips have captions, not source={config.source!r}")
+    if config.captions and config.use_labels:
+        raise DatasetConfigError("captions", "captions replace class labels; turn use_labels off")
     if config.source in ("folder", "zip", "tfrecord"):
         _check_path(config)
     if config.source == "tfds" and not config.name:

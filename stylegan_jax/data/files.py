@@ -38,6 +38,11 @@ class ImageFiles:
         if not self.names:
             raise DatasetConfigError("path", f"no PNG/JPEG images in {path}")
 
+    @property
+    def all_names(self) -> frozenset[str]:
+        """Every file's relative name, images or not (e.g. caption and label files)."""
+        return frozenset(self._all)
+
     def _zip(self) -> zipfile.ZipFile:
         # One archive handle per thread: ZipFile objects must not be shared between threads.
         if getattr(self._local, "zip", None) is None:
@@ -45,7 +50,7 @@ class ImageFiles:
         return self._local.zip
 
     def open(self, name: str) -> BinaryIO:
-        """The file `name` (a relative name from `names`, or 'dataset.json'), opened for reading bytes."""
+        """The file `name` (a relative name from `all_names`), opened for reading bytes."""
         if self.is_zip:
             return self._zip().open(name)
         return fileio.open_file(fileio.join(self.path, name), "rb")

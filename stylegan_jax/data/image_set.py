@@ -1,13 +1,14 @@
-"""The readable images of a dataset config, by position, as training arrays with one-hot labels."""
+"""The readable images of a dataset config, by position, as training arrays with one-hot or caption labels."""
 from __future__ import annotations
 
 import concurrent.futures
 import logging
 import threading
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 
+from stylegan_jax.data.captions import CONTEXT_LENGTH, Tokenizer, tokenize_captions
 from stylegan_jax.data.config import DatasetConfig, DatasetConfigError
 from stylegan_jax.data.decoding import DECODE_ERRORS, needs_upscaling, to_training_array
 from stylegan_jax.data.pipeline import default_num_threads, load_batches
@@ -32,10 +33,11 @@ class ImageSet:
 
     Start-up reads every image's header: unreadable files are dropped and listed in `bad_files`, and
     images with the wrong channel count fail (unless convert_channels). Images that fail to decode
-    later are added to `bad_files` and logged.
+    later are added to `bad_files` and logged. With config.captions, `captions` holds each image's
+    caption and `tokens` its int32 [77] ids by `tokenize` (see stylegan_jax.data.captions).
     """
 
-    def __init__(self, config: DatasetConfig):
+    def __init__(self, config: DatasetConfig, tokenize: Tokenizer | None = None):
         self.config = config
         self.num_threads = config.num_threads or default_num_threads()
         self.image_shape = (*image_size(config.resolution), config.channels)
@@ -57,6 +59,13 @@ class ImageSet:
         self.labels, self.c_dim = self.source.labels() if config.use_labels else (None, 0)
         if self.labels is not None:
             self.labels = self.labels[self.indices]
+        self.captions: list[str] | None = None
+        self.tokens: np.ndarray | None = None
+        if config.captions:
+            texts = self.source.captions()
+            self.captions = [texts[i] for i in self.indices]
+            self.tokens = tokenize_captions(self.captions, tokenize)
+            self.c_dim = CONTEXT_LENGTH
 
     def _inspect(self, candidates: np.ndarray) -> tuple[np.ndarray, list, dict[int, str]]:
         """Channels (0 if unreadable) and size (or None) of each candidate from its header, and the errors by index."""
@@ -129,6 +138,18 @@ class ImageSet:
         if self.c_dim:
             labels[np.arange(len(positions)), self.labels[positions]] = 1
         return labels
+
+    def label_vectors(self, positions: np.ndarray) -> np.ndarray:
+        """float32 [len(positions), c_dim] labels of the images at `positions`: caption token ids, else one-hot."""
+        if self.tokens is not None:
+            return self.tokens[np.asarray(positions, np.int64)].astype(np.float32)
+        return self.one_hot(positions)
+
+    def caption_texts(self, positions: np.ndarray | Sequence[int]) -> list[str]:
+        """The captions of the images at `positions` (DatasetConfigError when the dataset has none)."""
+        if self.captions is None:
+            raise DatasetConfigError("captions", f"{self.source.location} was opened without captions")
+        return [self.captions[int(p)] for p in positions]
 
     def ordered_batches(self, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every readable image once, in order, as (images, positions) batches of at most batch_size."""

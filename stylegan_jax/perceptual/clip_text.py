@@ -1,0 +1,238 @@
+"""CLIP's text transformer as a Flax module, and its weights from an open_clip or OpenAI state dict.
+
+StyleGAN-T conditions on both outputs: the pooled, projected caption embedding [N, embed_dim] and the
+per-token features [N, context_length, width] after the final LayerNorm.
+
+Architecture: token embedding plus a learned positional embedding; `layers` pre-LayerNorm residual
+blocks, each a causal multi-head self-attention (one fused q/k/v projection, as torch's
+MultiheadAttention) and an MLP of width 4*width with QuickGELU (OpenAI's weights) or exact GELU (most
+open_clip weights); a final LayerNorm; the feature at the end-of-text token (the largest id in each row)
+times `text_projection`. LayerNorms use eps 1e-5.
+
+Weight names read (open_clip's CLIP and OpenAI's, optionally under `text.`, `module.` or `state_dict.`):
+`token_embedding.weight` [vocab, width], `positional_embedding` [context, width],
+`transformer.resblocks.{i}.{ln_1,ln_2}.{weight,bias}`, `...attn.in_proj_{weight,bias}` ([3*width, width]),
+`...attn.out_proj.{weight,bias}`, `...mlp.c_fc.{weight,bias}`, `...mlp.c_proj.{weight,bias}`,
+`ln_final.{weight,bias}` and `text_projection` [width, embed_dim]. The image tower (`visual.*`),
+`logit_scale` and the like are ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from stylegan_jax.perceptual import weight_files
+
+LN_EPS = 1e-5
+MLP_RATIO = 4
+PRECISION = jax.lax.Precision.HIGHEST
+_IGNORED_PREFIXES = ("visual.",)
+_ALLOWED_WRAPPERS = ("", "state_dict.", "module.", "state_dict.module.")  # of training checkpoints
+
+
+@dataclasses.dataclass(frozen=True)
+class CLIPTextConfig:
+    """Sizes of a CLIP text tower; quick_gelu selects QuickGELU (OpenAI weights) over exact GELU."""
+
+    width: int
+    heads: int
+    layers: int
+    embed_dim: int
+    vocab_size: int = 49408
+    context_length: int = 77
+    quick_gelu: bool = True
+
+
+VIT_L_14 = CLIPTextConfig(width=768, heads=12, layers=12, embed_dim=768)
+VIT_B_32 = CLIPTextConfig(width=512, heads=8, layers=12, embed_dim=512)
+PRESETS = {"ViT-L-14": VIT_L_14, "ViT-B-32": VIT_B_32}
+
+
+def quick_gelu(x: jax.Array) -> jax.Array:
+    """OpenAI CLIP's GELU approximation x * sigmoid(1.702 x)."""
+    return x * jax.nn.sigmoid(1.702 * x)
+
+
+def _layer_norm(name: str) -> nn.LayerNorm:
+    return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, name=name)
+
+
+def _dense(features: int, name: str) -> nn.Dense:
+    return nn.Dense(features, precision=PRECISION, name=name)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention with a fused q/k/v projection; position i attends to positions <= i."""
+
+    width: int
+    heads: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        batch, length, _ = x.shape
+        head_dim = self.width // self.heads
+        q, k, v = jnp.split(_dense(3 * self.width, "in_proj")(x), 3, axis=-1)
+        q, k, v = (t.reshape(batch, length, self.heads, head_dim) for t in (q, k, v))
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q / math.sqrt(head_dim), k, precision=PRECISION)
+        causal = jnp.tril(jnp.ones((length, length), bool))
+        logits = jnp.where(causal, logits, -jnp.inf)
+        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v, precision=PRECISION).reshape(batch, length, self.width)
+        return _dense(self.width, "out_proj")(out)
+
+
+class ResidualBlock(nn.Module):
+    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    width: int
+    heads: int
+    quick_gelu: bool
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = x + CausalSelfAttention(self.width, self.heads, name="attn")(_layer_norm("ln_1")(x))
+        h = _dense(MLP_RATIO * self.width, "c_fc")(_layer_norm("ln_2")(x))
+        h = quick_gelu(h) if self.quick_gelu else jax.nn.gelu(h, approximate=False)
+        return x + _dense(self.width, "c_proj")(h)
+
+
+class CLIPTextTower(nn.Module):
+    """CLIP's text encoder: int tokens [N, context_length] -> pooled projected embedding [N, embed_dim].
+
+    With `return_tokens=True` it returns (pooled, per-token features [N, context_length, width] after ln_final).
+    The embedding is not normalised; CLIP's similarities normalise it first.
+    """
+
+    config: CLIPTextConfig
+
+    @nn.compact
+    def __call__(self, tokens: jax.Array, return_tokens: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
+        cfg = self.config
+        if cfg.width % cfg.heads:
+            raise ValueError(f"CLIP text tower: width {cfg.width} is not divisible by heads {cfg.heads}")
+        if tokens.ndim != 2 or tokens.shape[1] > cfg.context_length:
+            raise ValueError(f"CLIP text tower: tokens must be [N, <= {cfg.context_length}], got {tokens.shape}")
+        x = nn.Embed(cfg.vocab_size, cfg.width, embedding_init=nn.initializers.normal(0.02),
+                     name="token_embedding")(tokens)
+        positions = self.param("positional_embedding", nn.initializers.normal(0.01),
+                               (cfg.context_length, cfg.width))
+        x = x + positions[:tokens.shape[1]]
+        for i in range(cfg.layers):
+            x = ResidualBlock(cfg.width, cfg.heads, cfg.quick_gelu, name=f"resblocks_{i}")(x)
+        features = _layer_norm("ln_final")(x)
+        projection = self.param("text_projection", nn.initializers.normal(cfg.width ** -0.5),
+                                (cfg.width, cfg.embed_dim))
+        pooled = features[jnp.arange(tokens.shape[0]), jnp.argmax(tokens, axis=-1)]
+        pooled = jnp.matmul(pooled, projection, precision=PRECISION)
+        return (pooled, features) if return_tokens else pooled
+
+
+def _resolve_config(preset_or_config: str | CLIPTextConfig) -> tuple[str, CLIPTextConfig]:
+    if isinstance(preset_or_config, CLIPTextConfig):
+        return "CLIP text tower", preset_or_config
+    if preset_or_config in PRESETS:
+        return f"CLIP {preset_or_config} text tower", PRESETS[preset_or_config]
+    raise ValueError(f"unknown CLIP text preset {preset_or_config!r} (known: {', '.join(PRESETS)}) "
+                     "or pass a CLIPTextConfig")
+
+
+def _text_prefix(tensors: dict[str, np.ndarray], source: str) -> str:
+    """The prefix of the text tower's names: '' for a plain CLIP state dict, 'text.' for open_clip's CustomTextCLIP."""
+    suffix = "token_embedding.weight"
+    prefixes = [name[:-len(suffix)] for name in tensors if name.endswith(suffix)]
+    prefixes = [p for p in prefixes if not p.startswith(_IGNORED_PREFIXES)
+                and any(p in (wrapper, wrapper + "text.") for wrapper in _ALLOWED_WRAPPERS)]
+    if len(prefixes) != 1:
+        found = "none" if not prefixes else ", ".join(p + suffix for p in prefixes)
+        raise ValueError(f"{source}: expected one tensor {suffix} (found {found}); not a CLIP state dict")
+    return prefixes[0]
+
+
+def clip_text_params(tensors: dict[str, np.ndarray], preset_or_config: str | CLIPTextConfig,
+                     source: str = "CLIP weights") -> tuple[CLIPTextTower, dict]:
+    """The module and its Flax params from open_clip/OpenAI-named tensors, checked against the preset."""
+    label, config = _resolve_config(preset_or_config)
+    prefix = _text_prefix(tensors, source)
+
+    def fetch(name: str) -> np.ndarray:
+        if prefix + name not in tensors:
+            raise ValueError(f"{source}: missing tensor {prefix + name} of the {label}")
+        return np.asarray(tensors[prefix + name], np.float32)
+
+    def shaped(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        value = fetch(name)
+        if value.shape != shape:
+            raise ValueError(f"{source}: {prefix + name} has shape {value.shape}, expected {shape} for the {label}")
+        return value
+
+    block = re.compile(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.(.+)")
+    known = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.in_proj_weight", "attn.in_proj_bias",
+             "attn.out_proj.weight", "attn.out_proj.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
+             "mlp.c_proj.weight", "mlp.c_proj.bias", "attn_mask"}
+    layers = 0
+    for name in tensors:
+        match = block.fullmatch(name)
+        if match:
+            layers = max(layers, int(match.group(1)) + 1)
+            if match.group(2) not in known:  # e.g. layer scale or q/k norms: a block this module lacks
+                raise ValueError(f"{source}: unsupported tensor {name} (the {label} has plain CLIP blocks)")
+    for extra in ("cls_emb", "text_projection.weight", "text_projection.bias"):
+        if prefix + extra in tensors:
+            raise ValueError(f"{source}: unsupported tensor {prefix + extra} (the {label} has plain CLIP pooling)")
+
+    def dim(name: str, axis: int) -> int | None:  # a size to check the config by; `shaped` reports a wrong rank
+        shape = fetch(name).shape
+        return shape[axis] if len(shape) == 2 else None
+
+    found = {"width": dim("token_embedding.weight", 1), "layers": layers,
+             "vocab_size": dim("token_embedding.weight", 0), "context_length": dim("positional_embedding", 0),
+             "embed_dim": dim("text_projection", 1)}
+    for field, value in found.items():
+        if value is not None and value != getattr(config, field):
+            raise ValueError(f"{source}: the file's text tower has {field} {value}, "
+                             f"the {label} expects {getattr(config, field)}")
+
+    w = config.width
+    params: dict = {
+        "token_embedding": {"embedding": shaped("token_embedding.weight", (config.vocab_size, w))},
+        "positional_embedding": shaped("positional_embedding", (config.context_length, w)),
+        "ln_final": {"scale": shaped("ln_final.weight", (w,)), "bias": shaped("ln_final.bias", (w,))},
+        "text_projection": shaped("text_projection", (w, config.embed_dim)),
+    }
+    for i in range(config.layers):
+        p = f"transformer.resblocks.{i}."
+
+        def dense(name: str, out: int, inp: int) -> dict:
+            return {"kernel": shaped(f"{p}{name}.weight", (out, inp)).T, "bias": shaped(f"{p}{name}.bias", (out,))}
+
+        params[f"resblocks_{i}"] = {
+            "ln_1": {"scale": shaped(f"{p}ln_1.weight", (w,)), "bias": shaped(f"{p}ln_1.bias", (w,))},
+            "ln_2": {"scale": shaped(f"{p}ln_2.weight", (w,)), "bias": shaped(f"{p}ln_2.bias", (w,))},
+            "attn": {
+                "in_proj": {"kernel": shaped(f"{p}attn.in_proj_weight", (3 * w, w)).T,
+                            "bias": shaped(f"{p}attn.in_proj_bias", (3 * w,))},
+                "out_proj": dense("attn.out_proj", w, w),
+            },
+            "c_fc": dense("mlp.c_fc", MLP_RATIO * w, w),
+            "c_proj": dense("mlp.c_proj", w, MLP_RATIO * w),
+        }
+    return CLIPTextTower(config), params
+
+
+def load_clip_text(path: str | os.PathLike, preset_or_config: str | CLIPTextConfig = "ViT-L-14"
+                   ) -> tuple[CLIPTextTower, dict]:
+    """(module, {'params': ...}) of the text tower in an open_clip/OpenAI weights file (.pt/.pth/.bin zip, .npz).
+
+    Width, layers, vocabulary, context and embed_dim are read from the file and must equal the preset's;
+    heads and the activation (`quick_gelu`) are not recorded in a state dict and come from the preset.
+    """
+    path = weight_files.existing_file(path)
+    module, params = clip_text_params(weight_files.read_tensors(path), preset_or_config, source=str(path))
+    return module, {"params": jax.tree_util.tree_map(jnp.asarray, params)}
