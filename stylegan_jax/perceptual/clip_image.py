@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import re
 
 import flax.linen as nn
 import jax
@@ -27,15 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.perceptual import weight_files
-from stylegan_jax.perceptual.clip_text import LN_EPS, MLP_RATIO, PRECISION, quick_gelu
+from stylegan_jax.perceptual.clip_text import LN_EPS, MLP_RATIO, PRECISION, TowerTensors, quick_gelu
 
 # CLIP's image normalisation (OpenAI's statistics, as timm's OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 _WRAPPERS = ("", "state_dict.", "module.", "state_dict.module.")  # of training checkpoints
-_BLOCK_TENSORS = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.in_proj_weight",
-                  "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "mlp.c_fc.weight",
-                  "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -158,65 +154,21 @@ def clip_image_params(tensors: dict[str, np.ndarray], preset_or_config: str | CL
                       source: str = "CLIP weights") -> tuple[CLIPImageTower, dict]:
     """The module and its Flax params from open_clip/OpenAI-named tensors, checked against the preset."""
     label, config = _resolve_config(preset_or_config)
-    prefix = _visual_prefix(tensors, source)
-
-    def fetch(name: str) -> np.ndarray:
-        if prefix + name not in tensors:
-            raise ValueError(f"{source}: missing tensor {prefix + name} of the {label}")
-        return np.asarray(tensors[prefix + name], np.float32)
-
-    def shaped(name: str, shape: tuple[int, ...]) -> np.ndarray:
-        value = fetch(name)
-        if value.shape != shape:
-            raise ValueError(f"{source}: {prefix + name} has shape {value.shape}, expected {shape} for the {label}")
-        return value
-
-    block = re.compile(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.(.+)")
-    layers = 0
-    for name in tensors:
-        match = block.fullmatch(name)
-        if match:
-            layers = max(layers, int(match.group(1)) + 1)
-            if match.group(2) not in _BLOCK_TENSORS:  # layer scale, q/k norms, ...: a block this module lacks
-                raise ValueError(f"{source}: unsupported tensor {name} (the {label} has plain CLIP blocks)")
-    for extra in ("attn_pool.query", "proj.weight", "ln_post_pool.weight"):
-        if prefix + extra in tensors:
-            raise ValueError(f"{source}: unsupported tensor {prefix + extra} (the {label} has plain CLIP pooling)")
-    conv = fetch("conv1.weight")
-    proj = fetch("proj")
-    found = {"width": conv.shape[0], "patch_size": conv.shape[-1], "layers": layers,
-             "embed_dim": proj.shape[-1] if proj.ndim == 2 else None}
-    for field, value in found.items():
-        if value is not None and value != getattr(config, field):
-            raise ValueError(f"{source}: the file's image tower has {field} {value}, "
-                             f"the {label} expects {getattr(config, field)}")
-
+    t = TowerTensors(tensors, _visual_prefix(tensors, source), label, source)
+    layers = t.count_layers(("attn_pool.query", "proj.weight", "ln_post_pool.weight"))
+    conv, proj = t.fetch("conv1.weight"), t.fetch("proj")
+    t.check_config({"width": conv.shape[0], "patch_size": conv.shape[-1], "layers": layers,
+                    "embed_dim": proj.shape[-1] if proj.ndim == 2 else None}, config, "image")
     w, p = config.width, config.patch_size
     params: dict = {
-        "conv1": {"kernel": shaped("conv1.weight", (w, 3, p, p)).transpose(2, 3, 1, 0)},
-        "class_embedding": shaped("class_embedding", (w,)),
-        "positional_embedding": shaped("positional_embedding", (config.grid ** 2 + 1, w)),
-        "ln_pre": {"scale": shaped("ln_pre.weight", (w,)), "bias": shaped("ln_pre.bias", (w,))},
-        "ln_post": {"scale": shaped("ln_post.weight", (w,)), "bias": shaped("ln_post.bias", (w,))},
-        "proj": shaped("proj", (w, config.embed_dim)),
+        "conv1": {"kernel": t.shaped("conv1.weight", (w, 3, p, p)).transpose(2, 3, 1, 0)},
+        "class_embedding": t.shaped("class_embedding", (w,)),
+        "positional_embedding": t.shaped("positional_embedding", (config.grid ** 2 + 1, w)),
+        "ln_pre": {"scale": t.shaped("ln_pre.weight", (w,)), "bias": t.shaped("ln_pre.bias", (w,))},
+        "ln_post": {"scale": t.shaped("ln_post.weight", (w,)), "bias": t.shaped("ln_post.bias", (w,))},
+        "proj": t.shaped("proj", (w, config.embed_dim)),
+        **{f"resblocks_{i}": t.resblock(i, w) for i in range(config.layers)},
     }
-    for i in range(config.layers):
-        b = f"transformer.resblocks.{i}."
-
-        def dense(name: str, out: int, inp: int) -> dict:
-            return {"kernel": shaped(f"{b}{name}.weight", (out, inp)).T, "bias": shaped(f"{b}{name}.bias", (out,))}
-
-        def norm(name: str) -> dict:
-            return {"scale": shaped(f"{b}{name}.weight", (w,)), "bias": shaped(f"{b}{name}.bias", (w,))}
-
-        params[f"resblocks_{i}"] = {
-            "ln_1": norm("ln_1"), "ln_2": norm("ln_2"),
-            "attn": {"in_proj": {"kernel": shaped(f"{b}attn.in_proj_weight", (3 * w, w)).T,
-                                 "bias": shaped(f"{b}attn.in_proj_bias", (3 * w,))},
-                     "out_proj": dense("attn.out_proj", w, w)},
-            "c_fc": dense("mlp.c_fc", MLP_RATIO * w, w),
-            "c_proj": dense("mlp.c_proj", w, MLP_RATIO * w),
-        }
     return CLIPImageTower(config), params
 
 

@@ -155,74 +155,95 @@ def _text_prefix(tensors: dict[str, np.ndarray], source: str) -> str:
     return prefixes[0]
 
 
+BLOCK_TENSORS = frozenset({"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.in_proj_weight",
+                           "attn.in_proj_bias", "attn.out_proj.weight", "attn.out_proj.bias", "mlp.c_fc.weight",
+                           "mlp.c_fc.bias", "mlp.c_proj.weight", "mlp.c_proj.bias", "attn_mask"})
+
+
+class TowerTensors:
+    """A CLIP tower's tensors under `prefix`, read with one-line errors naming the tensor (text and image towers)."""
+
+    def __init__(self, tensors: dict[str, np.ndarray], prefix: str, label: str, source: str):
+        self.tensors, self.prefix, self.label, self.source = tensors, prefix, label, source
+
+    def fetch(self, name: str) -> np.ndarray:
+        """The tensor `prefix + name` as float32."""
+        if self.prefix + name not in self.tensors:
+            raise ValueError(f"{self.source}: missing tensor {self.prefix + name} of the {self.label}")
+        return np.asarray(self.tensors[self.prefix + name], np.float32)
+
+    def shaped(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """fetch(name), which must have `shape`."""
+        value = self.fetch(name)
+        if value.shape != shape:
+            raise ValueError(f"{self.source}: {self.prefix + name} has shape {value.shape}, expected {shape} for "
+                             f"the {self.label}")
+        return value
+
+    def count_layers(self, unsupported: tuple[str, ...]) -> int:
+        """The number of residual blocks; refuses block tensors of other variants and the `unsupported` names."""
+        block = re.compile(re.escape(self.prefix) + r"transformer\.resblocks\.(\d+)\.(.+)")
+        layers = 0
+        for name in self.tensors:
+            match = block.fullmatch(name)
+            if match:
+                layers = max(layers, int(match.group(1)) + 1)
+                if match.group(2) not in BLOCK_TENSORS:  # e.g. layer scale or q/k norms: a block this module lacks
+                    raise ValueError(f"{self.source}: unsupported tensor {name} (the {self.label} has plain CLIP blocks)")
+        for extra in unsupported:
+            if self.prefix + extra in self.tensors:
+                raise ValueError(f"{self.source}: unsupported tensor {self.prefix + extra} (the {self.label} has "
+                                 "plain CLIP pooling)")
+        return layers
+
+    def check_config(self, found: dict, config, tower: str) -> None:
+        """Each size read from the file (None: not readable) must equal the config's."""
+        for field, value in found.items():
+            if value is not None and value != getattr(config, field):
+                raise ValueError(f"{self.source}: the file's {tower} tower has {field} {value}, "
+                                 f"the {self.label} expects {getattr(config, field)}")
+
+    def resblock(self, index: int, width: int) -> dict:
+        """Flax params of residual block `index` (torch's [out, in] weights transposed)."""
+        b = f"transformer.resblocks.{index}."
+
+        def dense(name: str, out: int, inp: int) -> dict:
+            return {"kernel": self.shaped(f"{b}{name}.weight", (out, inp)).T,
+                    "bias": self.shaped(f"{b}{name}.bias", (out,))}
+
+        def norm(name: str) -> dict:
+            return {"scale": self.shaped(f"{b}{name}.weight", (width,)), "bias": self.shaped(f"{b}{name}.bias", (width,))}
+
+        return {"ln_1": norm("ln_1"), "ln_2": norm("ln_2"),
+                "attn": {"in_proj": {"kernel": self.shaped(f"{b}attn.in_proj_weight", (3 * width, width)).T,
+                                     "bias": self.shaped(f"{b}attn.in_proj_bias", (3 * width,))},
+                         "out_proj": dense("attn.out_proj", width, width)},
+                "c_fc": dense("mlp.c_fc", MLP_RATIO * width, width),
+                "c_proj": dense("mlp.c_proj", width, MLP_RATIO * width)}
+
+
 def clip_text_params(tensors: dict[str, np.ndarray], preset_or_config: str | CLIPTextConfig,
                      source: str = "CLIP weights") -> tuple[CLIPTextTower, dict]:
     """The module and its Flax params from open_clip/OpenAI-named tensors, checked against the preset."""
     label, config = _resolve_config(preset_or_config)
-    prefix = _text_prefix(tensors, source)
-
-    def fetch(name: str) -> np.ndarray:
-        if prefix + name not in tensors:
-            raise ValueError(f"{source}: missing tensor {prefix + name} of the {label}")
-        return np.asarray(tensors[prefix + name], np.float32)
-
-    def shaped(name: str, shape: tuple[int, ...]) -> np.ndarray:
-        value = fetch(name)
-        if value.shape != shape:
-            raise ValueError(f"{source}: {prefix + name} has shape {value.shape}, expected {shape} for the {label}")
-        return value
-
-    block = re.compile(re.escape(prefix) + r"transformer\.resblocks\.(\d+)\.(.+)")
-    known = {"ln_1.weight", "ln_1.bias", "ln_2.weight", "ln_2.bias", "attn.in_proj_weight", "attn.in_proj_bias",
-             "attn.out_proj.weight", "attn.out_proj.bias", "mlp.c_fc.weight", "mlp.c_fc.bias",
-             "mlp.c_proj.weight", "mlp.c_proj.bias", "attn_mask"}
-    layers = 0
-    for name in tensors:
-        match = block.fullmatch(name)
-        if match:
-            layers = max(layers, int(match.group(1)) + 1)
-            if match.group(2) not in known:  # e.g. layer scale or q/k norms: a block this module lacks
-                raise ValueError(f"{source}: unsupported tensor {name} (the {label} has plain CLIP blocks)")
-    for extra in ("cls_emb", "text_projection.weight", "text_projection.bias"):
-        if prefix + extra in tensors:
-            raise ValueError(f"{source}: unsupported tensor {prefix + extra} (the {label} has plain CLIP pooling)")
+    t = TowerTensors(tensors, _text_prefix(tensors, source), label, source)
+    layers = t.count_layers(("cls_emb", "text_projection.weight", "text_projection.bias"))
 
     def dim(name: str, axis: int) -> int | None:  # a size to check the config by; `shaped` reports a wrong rank
-        shape = fetch(name).shape
+        shape = t.fetch(name).shape
         return shape[axis] if len(shape) == 2 else None
 
-    found = {"width": dim("token_embedding.weight", 1), "layers": layers,
-             "vocab_size": dim("token_embedding.weight", 0), "context_length": dim("positional_embedding", 0),
-             "embed_dim": dim("text_projection", 1)}
-    for field, value in found.items():
-        if value is not None and value != getattr(config, field):
-            raise ValueError(f"{source}: the file's text tower has {field} {value}, "
-                             f"the {label} expects {getattr(config, field)}")
-
+    t.check_config({"width": dim("token_embedding.weight", 1), "layers": layers,
+                    "vocab_size": dim("token_embedding.weight", 0), "context_length": dim("positional_embedding", 0),
+                    "embed_dim": dim("text_projection", 1)}, config, "text")
     w = config.width
     params: dict = {
-        "token_embedding": {"embedding": shaped("token_embedding.weight", (config.vocab_size, w))},
-        "positional_embedding": shaped("positional_embedding", (config.context_length, w)),
-        "ln_final": {"scale": shaped("ln_final.weight", (w,)), "bias": shaped("ln_final.bias", (w,))},
-        "text_projection": shaped("text_projection", (w, config.embed_dim)),
+        "token_embedding": {"embedding": t.shaped("token_embedding.weight", (config.vocab_size, w))},
+        "positional_embedding": t.shaped("positional_embedding", (config.context_length, w)),
+        "ln_final": {"scale": t.shaped("ln_final.weight", (w,)), "bias": t.shaped("ln_final.bias", (w,))},
+        "text_projection": t.shaped("text_projection", (w, config.embed_dim)),
+        **{f"resblocks_{i}": t.resblock(i, w) for i in range(config.layers)},
     }
-    for i in range(config.layers):
-        p = f"transformer.resblocks.{i}."
-
-        def dense(name: str, out: int, inp: int) -> dict:
-            return {"kernel": shaped(f"{p}{name}.weight", (out, inp)).T, "bias": shaped(f"{p}{name}.bias", (out,))}
-
-        params[f"resblocks_{i}"] = {
-            "ln_1": {"scale": shaped(f"{p}ln_1.weight", (w,)), "bias": shaped(f"{p}ln_1.bias", (w,))},
-            "ln_2": {"scale": shaped(f"{p}ln_2.weight", (w,)), "bias": shaped(f"{p}ln_2.bias", (w,))},
-            "attn": {
-                "in_proj": {"kernel": shaped(f"{p}attn.in_proj_weight", (3 * w, w)).T,
-                            "bias": shaped(f"{p}attn.in_proj_bias", (3 * w,))},
-                "out_proj": dense("attn.out_proj", w, w),
-            },
-            "c_fc": dense("mlp.c_fc", MLP_RATIO * w, w),
-            "c_proj": dense("mlp.c_proj", w, MLP_RATIO * w),
-        }
     return CLIPTextTower(config), params
 
 
