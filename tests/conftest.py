@@ -1,9 +1,18 @@
 """Test set-up: 8 simulated CPU devices and access to the golden files in ../shared."""
 import os
 
-os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-).strip()
+# LLVM at -O0: the suite is bound by XLA:CPU compile time, which this halves; the tests' small shapes run
+# fast enough unoptimised. Results differ from -O3's in the last bits, so every process of the suite
+# (subprocesses too: xla_flags) compiles alike. Users' runs keep XLA's defaults.
+SUITE_XLA_FLAGS = "--xla_backend_optimization_level=0"
+
+
+def xla_flags(devices: int) -> str:
+    """XLA_FLAGS for a process of the suite with `devices` simulated CPU devices."""
+    return f"--xla_force_host_platform_device_count={devices} {SUITE_XLA_FLAGS}"
+
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + xla_flags(8)).strip()
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # No persistent compilation cache: the suite's runs write and read the same executables concurrently.
@@ -54,7 +63,12 @@ def release_compiled_executables():
 def conv_path(request):
     """Runs the test on both convolution paths: the CPU rewrites and the accelerators' plain XLA forms."""
     from stylegan_jax.ops.conv2d import conv_path as forced_conv_path
+    from stylegan_jax.runtime import on_cpu_backend
 
+    if request.param == "cpu" and on_cpu_backend():
+        # The default path here: unforced, the test shares its compiled functions with every other test.
+        yield request.param
+        return
     with forced_conv_path(request.param):
         yield request.param
 

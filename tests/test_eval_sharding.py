@@ -55,26 +55,31 @@ class ShardingProbe:
         return self.G.apply(variables, x, *args, **kwargs)
 
 
+def _assert_close(actual, expected):
+    """Equal up to float32 rounding: a per-device batch compiles to other loops than the whole batch."""
+    np.testing.assert_allclose(actual, expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("rows", [5, 13])
 @pytest.mark.parametrize("net", [sg2, sg3])
 def test_sharded_generation_equals_unsharded_apply(net, rows):
     G, variables = net()
     gen = generator_source(G, variables, batch_size=8)
     z, c = latents_and_labels(jax.random.key(rows), G.z_dim, G.c_dim, None, rows)
-    np.testing.assert_allclose(gen.generate(z, c), reference(G, variables, z, c, noise_mode="const"), atol=1e-6)
+    _assert_close(gen.generate(z, c), reference(G, variables, z, c, noise_mode="const"))
     ws = gen.mapping(z, c)
-    np.testing.assert_allclose(ws, reference(G, variables, z, c, method="mapping"), atol=1e-6)
+    _assert_close(ws, reference(G, variables, z, c, method="mapping"))
     key = jax.random.key(7)
     expected = jax.jit(lambda v, ws: G.apply(_redraw_noise(v, key), ws, noise_mode="const", method="synthesis"))(
         variables, ws)
     images = gen.synthesis(ws, key)
-    np.testing.assert_allclose(images, expected, atol=1e-6)
+    _assert_close(images, expected)
     redrawn = np.abs(gen.synthesis(ws, jax.random.key(8)) - images).max()
     assert redrawn > 1e-3 if net is sg2 else redrawn == 0  # the key re-draws StyleGAN2's noise (SG3 has none)
     if net is sg3:
         transform = jnp.asarray(input_transform((0.1, -0.05), 10.0))
-        np.testing.assert_allclose(gen.render(z, c, transform),
-                                   reference(G, variables, z, c, noise_mode="const", transform=transform), atol=1e-6)
+        expected = reference(G, variables, z, c, noise_mode="const", transform=transform)
+        _assert_close(gen.render(z, c, transform), expected)
     else:
         assert gen.render is None
 

@@ -1,6 +1,5 @@
 """Multi-host training: real processes joined by jax.distributed on a loopback coordinator."""
 import os
-import pathlib
 import signal
 import socket
 import subprocess
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 import tiny_config
+from conftest import xla_flags
 
 from stylegan_jax import checkpoint
 from test_train_e2e import CONFIG, ROOT, _restore, _ticked
@@ -27,7 +27,7 @@ def _free_port() -> int:
 
 def _start_processes(workdir, num_processes, devices_each, *overrides):
     address = f"127.0.0.1:{_free_port()}"
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices_each}",
+    env = {**os.environ, "XLA_FLAGS": xla_flags(devices_each),
            "JAX_PLATFORMS": "cpu"}
     procs = []
     for process_id in range(num_processes):

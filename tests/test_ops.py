@@ -25,7 +25,7 @@ def _check_grads(fn, inputs, data, name, image_keys=("x",)):
     """Compares d sum(fn(*inputs) * cotangent) / d inputs with the golden gradients."""
     cotangent = nchw_to_nhwc(data[f"{name}/grad/cotangent"])
     keys = list(inputs)
-    grads = jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=tuple(range(len(keys))))(
+    grads = jax.jit(jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=tuple(range(len(keys)))))(
         *[inputs[k] for k in keys])
     for key, grad in zip(keys, grads):
         expected = data[f"{name}/grad/{key}"]
@@ -41,11 +41,11 @@ def test_upfirdn2d_matches_official(golden, name):
     if "fn" in kw:
         fn = {"filter2d": ops.filter2d, "upsample2d": ops.upsample2d, "downsample2d": ops.downsample2d}[kw["fn"]]
         f = data[kw["f"]]
-        call = lambda x: fn(x, f)
+        call = jax.jit(lambda x: fn(x, f))
     else:
         f = data[kw["filter_key"]]
-        call = lambda x: ops.upfirdn2d(x, f, up=kw["up"], down=kw["down"], padding=kw["padding"],
-                                       flip_filter=kw["flip_filter"], gain=kw["gain"])
+        call = jax.jit(lambda x: ops.upfirdn2d(x, f, up=kw["up"], down=kw["down"], padding=kw["padding"],
+                                               flip_filter=kw["flip_filter"], gain=kw["gain"]))
     assert relative_error(call(x), nchw_to_nhwc(data[f"{name}/out"])) < TOL
     if f"{name}/grad/x" in data:
         _check_grads(call, {"x": x}, data, name)
@@ -62,11 +62,11 @@ def test_bias_act_matches_official(golden, name):
     if f"{name}/in/b" in data:
         inputs["b"] = data[f"{name}/in/b"]
     axis = -1 if dim == 1 else dim
-    call = lambda x, b=None: ops.bias_act(x, b, dim=axis, **kw)
+    call = jax.jit(lambda x, b=None: ops.bias_act(x, b, dim=axis, **kw))
     assert relative_error(call(**inputs), to_ours(data[f"{name}/out"])) < TOL
     if f"{name}/grad/x" in data:
         cotangent = to_ours(data[f"{name}/grad/cotangent"])
-        grads = jax.grad(lambda *a: jnp.sum(call(*a) * cotangent), argnums=(0, 1))(inputs["x"], inputs["b"])
+        grads = jax.jit(jax.grad(lambda *a: jnp.sum(call(*a) * cotangent), argnums=(0, 1)))(inputs["x"], inputs["b"])
         assert relative_error(grads[0], to_ours(data[f"{name}/grad/x"])) < TOL
         assert relative_error(grads[1], data[f"{name}/grad/b"]) < TOL
 
@@ -75,9 +75,10 @@ def test_bias_act_matches_official(golden, name):
 def test_conv2d_resample_matches_official(golden, name, conv_path):
     data, cases = golden
     kw = cases[name]
-    out = ops.conv2d_resample(nchw_to_nhwc(data[f"{name}/in/x"]), data[f"{name}/in/w"], f=data[kw["f"]],
-                              up=kw.get("up", 1), down=kw.get("down", 1), padding=kw["padding"],
-                              flip_weight=kw.get("flip_weight", True))
+    resample = jax.jit(lambda x, w: ops.conv2d_resample(x, w, f=data[kw["f"]], up=kw.get("up", 1),
+                                                        down=kw.get("down", 1), padding=kw["padding"],
+                                                        flip_weight=kw.get("flip_weight", True)))
+    out = resample(nchw_to_nhwc(data[f"{name}/in/x"]), data[f"{name}/in/w"])
     assert relative_error(out, nchw_to_nhwc(data[f"{name}/out"])) < TOL
 
 
@@ -88,10 +89,10 @@ def test_modulated_conv2d_matches_official(golden, name, conv_path):
     noise = data.get(f"{name}/in/noise")
     noise = None if noise is None or noise.size == 0 else nchw_to_nhwc(noise)
     f = data[kw["resample_filter_key"]] if "resample_filter_key" in kw else None
-    call = lambda x, weight, styles: ops.modulated_conv2d(
+    call = jax.jit(lambda x, weight, styles: ops.modulated_conv2d(
         x, weight, styles, noise=noise, up=kw["up"], down=kw["down"], padding=kw["padding"],
         resample_filter=f, demodulate=kw["demodulate"], flip_weight=kw.get("flip_weight", True),
-        fused_modconv=kw["fused_modconv"])
+        fused_modconv=kw["fused_modconv"]))
     inputs = {"x": nchw_to_nhwc(data[f"{name}/in/x"]), "weight": data[f"{name}/in/weight"],
               "styles": data[f"{name}/in/styles"]}
     assert relative_error(call(**inputs), nchw_to_nhwc(data[f"{name}/out"])) < TOL

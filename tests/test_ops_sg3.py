@@ -30,7 +30,7 @@ def _assert_grads_match(fn, inputs: dict, data, name: str):
     """Compares d sum(fn(**inputs) * cotangent) / d inputs with the golden gradients (x is NHWC)."""
     cotangent = nchw_to_nhwc(data[f"{name}/grad/cotangent"])
     keys = list(inputs)
-    grads = jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=tuple(range(len(keys))))(
+    grads = jax.jit(jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=tuple(range(len(keys)))))(
         *inputs.values())
     for key, grad in zip(keys, grads):
         expected = data[f"{name}/grad/{key}"]
@@ -76,7 +76,7 @@ def test_modulated_conv2d_matches_official(golden, name, conv_path):
     data, cases = golden
     kw = cases[name]
     inputs = {"x": nchw_to_nhwc(data[f"{name}/in/x"]), "w": data[f"{name}/in/w"], "s": data[f"{name}/in/s"]}
-    call = lambda x, w, s: modulated_conv2d(x, w, s, **kw)
+    call = jax.jit(lambda x, w, s: modulated_conv2d(x, w, s, **kw))
     assert relative_error(call(**inputs), nchw_to_nhwc(data[f"{name}/out"])) < TOL
     _assert_grads_match(call, inputs, data, name)
 
@@ -116,7 +116,7 @@ def test_modulated_conv2d_rejects_bad_input(x_shape, w_shape, s_shape, kw, match
 def test_filtered_lrelu_matches_official(golden, name):
     data, cases = golden
     x, b, kw = _lrelu_case(data, cases, name)
-    call = lambda x, b: filtered_lrelu(x, b=b, **kw)
+    call = jax.jit(lambda x, b: filtered_lrelu(x, b=b, **kw))
     assert relative_error(call(x, b), nchw_to_nhwc(data[f"{name}/out"])) < TOL
     _assert_grads_match(call, {"x": x, "b": b}, data, name)
 

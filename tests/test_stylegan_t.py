@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from stylegan_jax.convert.state_dict import abstract_variables, flatten_variables
+from stylegan_jax.convert.state_dict import from_official_state_dict, to_official_state_dict
 from stylegan_jax.networks import stylegan_t
 from stylegan_jax.networks.stylegan_t import Generator
 
 GOLDEN = Path(__file__).parent / "data" / "sgt_tiny_golden.npz"
+CLASS_NAME = "networks.generator.Generator"  # the official class, as its pickles name it
 TOL = 1e-5
 
 
@@ -23,27 +24,14 @@ def rel_err(a, b) -> float:
     return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-12))
 
 
-def load_official(G: Generator, state_dict: dict) -> dict:
-    """Variables of G from an official state dict: same dotted names and layouts, all consumed."""
-    expected = flatten_variables(abstract_variables(G))
-    assert set(expected) == set(state_dict), (set(expected) ^ set(state_dict))
-    tree: dict = {}
-    for name, (collection, keys, spec) in expected.items():
-        assert state_dict[name].shape == tuple(spec.shape), name
-        node = tree.setdefault(collection, {})
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = jnp.asarray(state_dict[name])
-    return tree
-
-
 @pytest.fixture(scope="module")
 def golden():
     data = np.load(GOLDEN)
     kwargs = json.loads(str(data["meta/init_kwargs"]))
     sd = {k[3:]: data[k] for k in data.files if k.startswith("sd/")}
-    G = Generator(**kwargs, clip_dim=data["c"].shape[1])
-    return G, load_official(G, sd), data
+    G, variables = from_official_state_dict(CLASS_NAME, {**kwargs, "clip_dim": data["c"].shape[1]}, sd)
+    assert isinstance(G, Generator)
+    return G, variables, data
 
 
 def test_parity_with_official(golden):
@@ -128,3 +116,20 @@ def test_clip_entries_of_official_state_dict():
     g_sd, clip_sd = stylegan_t.split_clip_state_dict(sd)
     assert set(g_sd) == {"mapping.x_avg"} and set(clip_sd) == {"ln_final.weight", "text_projection"}
     assert stylegan_t.init_kwargs_from_state_dict({"z_dim": 8}, sd) == {"z_dim": 8, "clip_dim": 16}
+
+
+def test_official_state_dict_with_its_clip_encoder_loads_and_round_trips():
+    """A G state dict as the official pickles hold it (CLIP text encoder inside): the CLIP width sets
+    clip_dim, the CLIP entries are left to the text tower, and the rest round-trips exactly."""
+    data = np.load(GOLDEN)
+    kwargs = json.loads(str(data["meta/init_kwargs"]))
+    sd = {k[3:]: data[k] for k in data.files if k.startswith("sd/")}
+    width = data["c"].shape[1]
+    clip = {"mapping.clip.model.ln_final.weight": np.ones(width, np.float32),
+            "mapping.clip.model.text_projection": np.ones((width, width), np.float32)}
+    G, variables = from_official_state_dict(CLASS_NAME, kwargs, {**sd, **clip})
+    assert G.clip_dim == width
+    back = to_official_state_dict(G, variables)
+    assert set(back) == set(sd)
+    for name, value in sd.items():
+        np.testing.assert_array_equal(back[name], value, err_msg=name)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import tiny_config
+from conftest import xla_flags
 from stylegan_jax import checkpoint
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.training.config import network_specs
@@ -22,7 +23,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _main(workdir, *overrides, devices=8, wait=True):
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": xla_flags(devices), "JAX_PLATFORMS": "cpu"}
     cmd = [sys.executable, "-m", "stylegan_jax.main", f"--config={CONFIG}", f"--workdir={workdir}", *overrides]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if not wait:

@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from conftest import xla_flags
 from test_train_e2e import CONFIG, ROOT, _main, _ticked, _wait_for
 
 from stylegan_jax import checkpoint
@@ -106,7 +107,7 @@ def test_a_full_disk_is_one_line_and_the_earlier_checkpoint_stays_intact(tmp_pat
     command = _in_tmpfs("3m", disk, ["sh", "-c", copy_out, "sh", str(disk / "run"), str(kept), *main])
     if command is None:
         pytest.skip("no private mount namespace for a small tmpfs (unshare missing or not permitted)")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
+    env = {**os.environ, "XLA_FLAGS": xla_flags(8), "JAX_PLATFORMS": "cpu"}
     out = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     errors = [line for line in out.stderr.splitlines() if not TF_START_UP.match(line)]
     assert out.returncode == 1, out.stderr[-3000:]

@@ -29,15 +29,24 @@ NETWORK_CLASSES = {
     "pg_modules.discriminator.ProjectedDiscriminator": "stylegan_jax.networks.projected:ProjectedDiscriminator",
     "training.networks.Generator": "stylegan_jax.networks.r3gan:Generator",
     "training.networks.Discriminator": "stylegan_jax.networks.r3gan:Discriminator",
+    "networks.generator.Generator": "stylegan_jax.networks.stylegan_t:Generator",
 }
 
 # Constructor arguments that a state dict implies but official kwargs lack: StyleGAN-XL reads its
-# class-embedding table from a file, so only 'mapping.embed.weight' tells the table's size.
+# class-embedding table from a file, so only 'mapping.embed.weight' tells the table's size; StyleGAN-T's
+# text-embedding width is its CLIP model's.
 # (A SuperresGenerator's kwargs combine its stem's and its own: see stylegan_xl.superres_init_kwargs.)
 KWARGS_FROM_STATE_DICT = {
     "training.networks_stylegan3_resetting.Generator": "stylegan_jax.networks.stylegan_xl:init_kwargs_from_state_dict",
     "training.networks_stylegan3_resetting.SuperresGenerator":
         "stylegan_jax.networks.stylegan_xl:init_kwargs_from_state_dict",
+    "networks.generator.Generator": "stylegan_jax.networks.stylegan_t:init_kwargs_from_state_dict",
+}
+
+# Entries of an official state dict that belong to another network: StyleGAN-T's G holds its frozen CLIP
+# text encoder (loaded separately by stylegan_jax.perceptual.clip_text). Maps to (own entries, the rest).
+FOREIGN_ENTRIES = {
+    "networks.generator.Generator": "stylegan_jax.networks.stylegan_t:split_clip_state_dict",
 }
 
 
@@ -128,6 +137,8 @@ def from_official_state_dict(class_name: str, init_kwargs: Mapping[str, Any],
     """
     if class_name in KWARGS_FROM_STATE_DICT:
         init_kwargs = _resolve(KWARGS_FROM_STATE_DICT[class_name])(init_kwargs, state_dict)
+    if class_name in FOREIGN_ENTRIES:
+        state_dict = _resolve(FOREIGN_ENTRIES[class_name])(state_dict)[0]
     module = build_network(class_name, init_kwargs)
     expected = flatten_variables(abstract_variables(module))
     missing = set(expected) - set(state_dict)

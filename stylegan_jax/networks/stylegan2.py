@@ -113,13 +113,19 @@ class ToRGBLayer(nn.Module):
     w_dim: int
     kernel_size: int = 1
     conv_clamp: float | None = None
+    weight_std: float = 1.0  # of the initial weights
+
+    def style_affine(self) -> nn.Module:
+        """The layer that maps w to this layer's styles (named 'affine')."""
+        return FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1, name="affine")
 
     @nn.compact
     def __call__(self, x, w, fused_modconv=False):
         k = self.kernel_size
-        styles = FullyConnectedLayer(self.w_dim, self.in_channels, bias_init=1, name="affine")(w)
+        styles = self.style_affine()(w)
         styles = styles * np.float32(1 / np.sqrt(self.in_channels * k * k))
-        weight = self.param("weight", jax.random.normal, (self.out_channels, self.in_channels, k, k))
+        weight = self.param("weight", lambda key, shape: self.weight_std * jax.random.normal(key, shape),
+                            (self.out_channels, self.in_channels, k, k))
         bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
         x = modulated_conv2d(x, weight, styles, demodulate=False, fused_modconv=fused_modconv)
         return bias_act(x, bias, clamp=self.conv_clamp)

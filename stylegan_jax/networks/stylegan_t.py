@@ -28,6 +28,7 @@ from flax.core import FrozenDict
 
 from stylegan_jax.networks.layers import (
     BUFFERS, FullyConnectedLayer, GeneratorBase, compute_dtype_for, is_unit, resample_filter_buffer)
+from stylegan_jax.networks import stylegan2
 from stylegan_jax.networks.stylegan2 import NOISE_MODES, channels_per_resolution, noise_image
 from stylegan_jax.networks.stylegan3 import SynthesisInput
 from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
@@ -206,25 +207,13 @@ class GroupNorm(nn.Module):
         return group_norm(x, self.groups, weight, bias)
 
 
-class ToRGBLayer(nn.Module):
-    """Modulated 1x1 conv without demodulation (second-order styles) that gives image channels."""
+class ToRGBLayer(stylegan2.ToRGBLayer):
+    """StyleGAN2's toRGB with second-order styles and initial weights of std 0.1."""
 
-    in_channels: int
-    out_channels: int
-    w_dim: int
-    kernel_size: int = 1
-    conv_clamp: float | None = None
+    weight_std: float = 0.1
 
-    @nn.compact
-    def __call__(self, x: jax.Array, w: jax.Array, fused_modconv: bool = False) -> jax.Array:
-        k = self.kernel_size
-        styles = StyleSplit(self.w_dim, self.in_channels, name="affine")(w)
-        styles = styles * np.float32(1 / np.sqrt(self.in_channels * k * k))
-        weight = self.param("weight", lambda key, shape: 0.1 * jax.random.normal(key, shape),
-                            (self.out_channels, self.in_channels, k, k))
-        bias = self.param("bias", nn.initializers.zeros, (self.out_channels,))
-        x = modulated_conv2d(x, weight, styles, demodulate=False, fused_modconv=fused_modconv)
-        return bias_act(x, bias.astype(x.dtype), clamp=self.conv_clamp)
+    def style_affine(self) -> nn.Module:
+        return StyleSplit(self.w_dim, self.in_channels, name="affine")
 
 
 class SynthesisBlock(nn.Module):
