@@ -17,7 +17,6 @@ Weight names read (optionally under `module.` or `state_dict.`): `visual.conv1.w
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 
 import flax.linen as nn
@@ -26,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.perceptual import weight_files
-from stylegan_jax.perceptual.clip_text import LN_EPS, MLP_RATIO, PRECISION, TowerTensors, quick_gelu
+from stylegan_jax.perceptual.clip_text import PRECISION, ResidualBlock, TowerTensors, layer_norm
 
 # CLIP's image normalisation (OpenAI's statistics, as timm's OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -57,48 +56,6 @@ VIT_B_32 = CLIPImageConfig(width=768, heads=12, layers=12, patch_size=32, embed_
 PRESETS = {"ViT-L-14": VIT_L_14, "ViT-B-32": VIT_B_32}
 
 
-def _layer_norm(name: str) -> nn.LayerNorm:
-    return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, name=name)
-
-
-def _dense(features: int, name: str) -> nn.Dense:
-    return nn.Dense(features, precision=PRECISION, name=name)
-
-
-class SelfAttention(nn.Module):
-    """Unmasked multi-head self-attention with a fused q/k/v projection (torch's MultiheadAttention)."""
-
-    width: int
-    heads: int
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        batch, length, _ = x.shape
-        head_dim = self.width // self.heads
-        q, k, v = jnp.split(_dense(3 * self.width, "in_proj")(x), 3, axis=-1)
-        q, k, v = (t.reshape(batch, length, self.heads, head_dim) for t in (q, k, v))
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q / math.sqrt(head_dim), k, precision=PRECISION)
-        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v, precision=PRECISION).reshape(batch, length, self.width)
-        return _dense(self.width, "out_proj")(out)
-
-
-class ImageResidualBlock(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x)) (parameter names as the
-    text tower's `ResidualBlock`, whose attention is causal)."""
-
-    width: int
-    heads: int
-    quick_gelu: bool
-
-    @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = x + SelfAttention(self.width, self.heads, name="attn")(_layer_norm("ln_1")(x))
-        h = _dense(MLP_RATIO * self.width, "c_fc")(_layer_norm("ln_2")(x))
-        h = quick_gelu(h) if self.quick_gelu else jax.nn.gelu(h, approximate=False)
-        return x + _dense(self.width, "c_proj")(h)
-
-
 class CLIPImageTower(nn.Module):
     """CLIP's image encoder: NHWC images [N, image_size, image_size, 3], already CLIP-normalised
     (`CLIP_MEAN`, `CLIP_STD` on [0, 1] values) -> embedding [N, embed_dim], not normalised."""
@@ -122,10 +79,10 @@ class CLIPImageTower(nn.Module):
         cls = self.param("class_embedding", nn.initializers.normal(scale), (cfg.width,))
         positions = self.param("positional_embedding", nn.initializers.normal(scale), (cfg.grid ** 2 + 1, cfg.width))
         x = jnp.concatenate([jnp.broadcast_to(cls, (batch, 1, cfg.width)), x], axis=1) + positions
-        x = _layer_norm("ln_pre")(x)
+        x = layer_norm("ln_pre")(x)
         for i in range(cfg.layers):
-            x = ImageResidualBlock(cfg.width, cfg.heads, cfg.quick_gelu, name=f"resblocks_{i}")(x)
-        pooled = _layer_norm("ln_post")(x[:, 0])
+            x = ResidualBlock(cfg.width, cfg.heads, cfg.quick_gelu, name=f"resblocks_{i}")(x)
+        pooled = layer_norm("ln_post")(x[:, 0])
         projection = self.param("proj", nn.initializers.normal(scale), (cfg.width, cfg.embed_dim))
         return jnp.matmul(pooled, projection, precision=PRECISION)
 

@@ -60,7 +60,8 @@ def quick_gelu(x: jax.Array) -> jax.Array:
     return x * jax.nn.sigmoid(1.702 * x)
 
 
-def _layer_norm(name: str) -> nn.LayerNorm:
+def layer_norm(name: str) -> nn.LayerNorm:
+    """CLIP's LayerNorm (torch's epsilon and two-pass variance)."""
     return nn.LayerNorm(epsilon=LN_EPS, use_fast_variance=False, name=name)
 
 
@@ -68,11 +69,13 @@ def _dense(features: int, name: str) -> nn.Dense:
     return nn.Dense(features, precision=PRECISION, name=name)
 
 
-class CausalSelfAttention(nn.Module):
-    """Multi-head self-attention with a fused q/k/v projection; position i attends to positions <= i."""
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a fused q/k/v projection (torch's MultiheadAttention); when `causal`,
+    position i attends to positions <= i only (the text tower)."""
 
     width: int
     heads: int
+    causal: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -81,24 +84,25 @@ class CausalSelfAttention(nn.Module):
         q, k, v = jnp.split(_dense(3 * self.width, "in_proj")(x), 3, axis=-1)
         q, k, v = (t.reshape(batch, length, self.heads, head_dim) for t in (q, k, v))
         logits = jnp.einsum("bqhd,bkhd->bhqk", q / math.sqrt(head_dim), k, precision=PRECISION)
-        causal = jnp.tril(jnp.ones((length, length), bool))
-        logits = jnp.where(causal, logits, -jnp.inf)
+        if self.causal:
+            logits = jnp.where(jnp.tril(jnp.ones((length, length), bool)), logits, -jnp.inf)
         weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(v.dtype)
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, v, precision=PRECISION).reshape(batch, length, self.width)
         return _dense(self.width, "out_proj")(out)
 
 
 class ResidualBlock(nn.Module):
-    """Pre-LayerNorm transformer block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+    """Pre-LayerNorm transformer block of both towers: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
     width: int
     heads: int
     quick_gelu: bool
+    causal: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = x + CausalSelfAttention(self.width, self.heads, name="attn")(_layer_norm("ln_1")(x))
-        h = _dense(MLP_RATIO * self.width, "c_fc")(_layer_norm("ln_2")(x))
+        x = x + SelfAttention(self.width, self.heads, self.causal, name="attn")(layer_norm("ln_1")(x))
+        h = _dense(MLP_RATIO * self.width, "c_fc")(layer_norm("ln_2")(x))
         h = quick_gelu(h) if self.quick_gelu else jax.nn.gelu(h, approximate=False)
         return x + _dense(self.width, "c_proj")(h)
 
@@ -125,8 +129,8 @@ class CLIPTextTower(nn.Module):
                                (cfg.context_length, cfg.width))
         x = x + positions[:tokens.shape[1]]
         for i in range(cfg.layers):
-            x = ResidualBlock(cfg.width, cfg.heads, cfg.quick_gelu, name=f"resblocks_{i}")(x)
-        features = _layer_norm("ln_final")(x)
+            x = ResidualBlock(cfg.width, cfg.heads, cfg.quick_gelu, causal=True, name=f"resblocks_{i}")(x)
+        features = layer_norm("ln_final")(x)
         projection = self.param("text_projection", nn.initializers.normal(cfg.width ** -0.5),
                                 (cfg.width, cfg.embed_dim))
         pooled = features[jnp.arange(tokens.shape[0]), jnp.argmax(tokens, axis=-1)]
