@@ -227,6 +227,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("snapshot_kimg", config.snapshot_kimg > 0, "must be positive"),
         ("tick_kimg", config.tick_kimg > 0, "must be positive"),
         ("model.arch", config.model.arch in ARCHS, f"must be one of {ARCHS}"),
+        ("dataset.captions", not config.dataset.captions,
+         "must be False: no trainer takes text yet (StyleGAN-T's training loop is not wired up)"),
         ("model.compute_dtype", config.model.compute_dtype in ("float32", "bfloat16"),
          "must be 'float32' or 'bfloat16'"),
         ("loss.g_reg_interval", config.loss.g_reg_interval >= 0, "must be >= 0 (0: no lazy regularisation)"),
