@@ -25,12 +25,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.perceptual import weight_files
-from stylegan_jax.perceptual.clip_text import PRECISION, ResidualBlock, TowerTensors, layer_norm
+from stylegan_jax.perceptual.clip_text import CHECKPOINT_WRAPPERS, PRECISION, ResidualBlock, TowerTensors, layer_norm
 
 # CLIP's image normalisation (OpenAI's statistics, as timm's OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-_WRAPPERS = ("", "state_dict.", "module.", "state_dict.module.")  # of training checkpoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,7 +99,7 @@ def _resolve_config(preset_or_config: str | CLIPImageConfig) -> tuple[str, CLIPI
 def _visual_prefix(tensors: dict[str, np.ndarray], source: str) -> str:
     suffix = "visual.conv1.weight"
     prefixes = [name[:-len(suffix)] for name in tensors if name.endswith(suffix)]
-    prefixes = [p + "visual." for p in prefixes if p in _WRAPPERS]
+    prefixes = [p + "visual." for p in prefixes if p in CHECKPOINT_WRAPPERS]
     if len(prefixes) != 1:
         found = "none" if not prefixes else ", ".join(p + "conv1.weight" for p in prefixes)
         raise ValueError(f"{source}: expected one tensor {suffix} (found {found}); not a CLIP ViT state dict")

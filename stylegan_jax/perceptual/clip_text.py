@@ -34,7 +34,7 @@ LN_EPS = 1e-5
 MLP_RATIO = 4
 PRECISION = jax.lax.Precision.HIGHEST
 _IGNORED_PREFIXES = ("visual.",)
-_ALLOWED_WRAPPERS = ("", "state_dict.", "module.", "state_dict.module.")  # of training checkpoints
+CHECKPOINT_WRAPPERS = ("", "state_dict.", "module.", "state_dict.module.")  # of training checkpoints
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,7 +152,7 @@ def _text_prefix(tensors: dict[str, np.ndarray], source: str) -> str:
     suffix = "token_embedding.weight"
     prefixes = [name[:-len(suffix)] for name in tensors if name.endswith(suffix)]
     prefixes = [p for p in prefixes if not p.startswith(_IGNORED_PREFIXES)
-                and any(p in (wrapper, wrapper + "text.") for wrapper in _ALLOWED_WRAPPERS)]
+                and any(p in (wrapper, wrapper + "text.") for wrapper in CHECKPOINT_WRAPPERS)]
     if len(prefixes) != 1:
         found = "none" if not prefixes else ", ".join(p + suffix for p in prefixes)
         raise ValueError(f"{source}: expected one tensor {suffix} (found {found}); not a CLIP state dict")
