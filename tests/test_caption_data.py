@@ -149,13 +149,13 @@ def test_utkface_caption_tool_writes_a_readable_captioned_folder(tmp_path, token
     assert os.path.islink(tmp_path / "linked" / "1_0_4_20161221193006454.jpg")
 
 
-def test_training_on_captions_is_refused_in_one_line(tmp_path):
-    """No trainer takes text yet: a training config on a captioned folder fails at start-up, naming the key."""
+def test_captions_need_the_text_conditional_generator(tmp_path):
+    """Only StyleGAN-T takes captions: another arch on a captioned folder fails at start-up, naming the key."""
     from stylegan_jax.training.config import default_config, validate_config
 
     _fake_utkface(tmp_path / "utk")
     config = default_config()
     config.dataset.update(_config(tmp_path / "utk"))
-    with pytest.raises(ValueError, match="config.dataset.captions must be False") as info:
+    with pytest.raises(ValueError, match="config.dataset.captions needs model.arch 'stylegan_t'") as info:
         validate_config(config, 8)
     assert "\n" not in str(info.value)

@@ -30,6 +30,7 @@ NETWORK_CLASSES = {
     "training.networks.Generator": "stylegan_jax.networks.r3gan:Generator",
     "training.networks.Discriminator": "stylegan_jax.networks.r3gan:Discriminator",
     "networks.generator.Generator": "stylegan_jax.networks.stylegan_t:Generator",
+    "networks.discriminator.ProjectedDiscriminator": "stylegan_jax.networks.stylegan_t_d:StyleGANTDiscriminator",
 }
 
 # Constructor arguments that a state dict implies but official kwargs lack: StyleGAN-XL reads its

@@ -12,7 +12,8 @@ to every patch token and dropped (DPT's AddReadout). Each [N, 196, 384] sequence
 spectral-normalised 1x1 conv1d, local batch norm, leaky ReLU 0.2; a residual block ((f(x) + x) / sqrt 2)
 of the same with a circular kernel-9 conv1d; a spectral-normalised 1x1 conv1d to `cmap_dim` channels
 projected onto `cmapper(c)` / sqrt(cmap_dim) (or to 1 channel when c_dim == 0). The logits of all heads
-are concatenated, [N, heads * 196], as the official returns them; the hinge losses are below.
+are concatenated, [N, heads * 196], as the official returns them; training/stylegan_t_trainer.py
+trains it with the hinge loss.
 
 Variables: the ViT in 'frozen' (`net`, zeros at init, filled by `load_dino_variables`), heads in 'params',
 spectral norm's u vectors in 'spectral' (updated when that collection is mutable).
@@ -213,14 +214,3 @@ def load_dino_variables(path: str | os.PathLike, backbone: str = DINO) -> dict:
     """The DINO ViT's weights (timm state dict at `path`) as the 'frozen' collection's `net` entry:
     `variables['frozen']['dino']['net'] = load_dino_variables(path)`."""
     return feature_nets.load_timm(backbone, path)[1]
-
-
-def hinge_d_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
-    """The official D loss: (mean(relu(1 - real)) + mean(relu(1 + fake))) / batch size."""
-    return (jnp.mean(jax.nn.relu(1 - real_logits)) / real_logits.shape[0]
-            + jnp.mean(jax.nn.relu(1 + fake_logits)) / fake_logits.shape[0])
-
-
-def hinge_g_loss(fake_logits: jax.Array) -> jax.Array:
-    """The official G adversarial loss: mean(-fake) / batch size."""
-    return jnp.mean(-fake_logits) / fake_logits.shape[0]

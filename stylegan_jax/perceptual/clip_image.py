@@ -26,6 +26,7 @@ import numpy as np
 
 from stylegan_jax.perceptual import weight_files
 from stylegan_jax.perceptual.clip_text import CHECKPOINT_WRAPPERS, PRECISION, ResidualBlock, TowerTensors, layer_norm
+from stylegan_jax.perceptual.vit import PatchProjection
 
 # CLIP's image normalisation (OpenAI's statistics, as timm's OPENAI_CLIP_MEAN / OPENAI_CLIP_STD).
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -70,8 +71,7 @@ class CLIPImageTower(nn.Module):
             raise ValueError(f"CLIP image tower: images must be [N, {cfg.image_size}, {cfg.image_size}, 3] "
                              f"(resize them first), got {images.shape}")
         p = cfg.patch_size
-        x = nn.Conv(cfg.width, (p, p), strides=(p, p), padding="VALID", use_bias=False, precision=PRECISION,
-                    name="conv1")(jnp.asarray(images, jnp.float32))
+        x = PatchProjection(p, cfg.width, use_bias=False, name="conv1")(jnp.asarray(images, jnp.float32))
         batch = x.shape[0]
         x = x.reshape(batch, -1, cfg.width)
         scale = cfg.width ** -0.5

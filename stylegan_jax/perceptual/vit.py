@@ -1,8 +1,9 @@
 """The Vision Transformer (ViT, DeiT) as a Flax module, laid out like timm's VisionTransformer.
 
-Images are cut into patches by a strided convolution; class token (and DeiT's distillation token)
-are prepended, a learned position embedding is added, and pre-norm transformer blocks follow (LayerNorm,
-fused-qkv multi-head self-attention, LayerNorm, GELU MLP, each with a residual), then a final LayerNorm.
+Images are cut into linearly projected patches (a strided convolution, computed as a matrix product);
+class token (and DeiT's distillation token) are prepended, a learned position embedding is added, and
+pre-norm transformer blocks follow (LayerNorm, fused-qkv multi-head self-attention, LayerNorm, GELU MLP,
+each with a residual), then a final LayerNorm.
 
 Module and parameter names mirror timm's state dict (`patch_embed.proj`, `cls_token`, `dist_token`,
 `pos_embed`, `blocks.<i>.attn.qkv`, `norm`, with `blocks.<i>` as `blocks_<i>`), so that a loader can
@@ -62,16 +63,39 @@ class Block(nn.Module):
         return x + Mlp(int(x.shape[-1] * self.mlp_ratio), name="mlp")(_layer_norm("norm2")(x))
 
 
+class PatchProjection(nn.Module):
+    """The convolution with kernel = stride = p and no padding (`kernel` [p, p, C, features] and `bias`, as
+    nn.Conv names them) as one matrix product over the flattened patches: NHWC [N, H, W, C] ->
+    [N, H // p, W // p, features]. Same values; its input gradient is a matrix product too, where XLA:CPU
+    runs the strided convolution's (an input-dilated convolution) slowly without LLVM optimisation."""
+
+    patch_size: int
+    features: int
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        p = self.patch_size
+        n, height, width, channels = images.shape
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (p, p, channels, self.features))
+        rows, cols = height // p, width // p
+        patches = images[:, :rows * p, :cols * p].reshape(n, rows, p, cols, p, channels).transpose(0, 1, 3, 2, 4, 5)
+        y = jnp.dot(patches.reshape(n, rows, cols, p * p * channels), kernel.reshape(p * p * channels, -1),
+                    precision=HIGHEST)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+        return y
+
+
 class PatchEmbed(nn.Module):
-    """Non-overlapping patches by a strided convolution, flattened row-major to [N, patches, dim]."""
+    """Non-overlapping patches, linearly projected and flattened row-major to [N, patches, dim]."""
 
     patch_size: int
     embed_dim: int
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
-        p = self.patch_size
-        x = nn.Conv(self.embed_dim, (p, p), strides=(p, p), padding="VALID", precision=HIGHEST, name="proj")(images)
+        x = PatchProjection(self.patch_size, self.embed_dim, name="proj")(images)
         return x.reshape(x.shape[0], -1, self.embed_dim)
 
 

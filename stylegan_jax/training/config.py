@@ -1,6 +1,7 @@
 """The training configuration: defaults, the official presets, validation, and network specs."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import ml_collections
@@ -14,7 +15,7 @@ from stylegan_jax.training.ada import MODES, AugmentConfig
 from stylegan_jax.training.rotation_loss import ROTATIONS, RotationConfig
 from stylegan_jax.training.trainer import NONFINITE_RULES
 
-ARCHS = ("stylegan", "stylegan2", "stylegan3-t", "stylegan3-r", "r3gan")  # stylegan: the 2019 networks
+ARCHS = ("stylegan", "stylegan2", "stylegan3-t", "stylegan3-r", "r3gan", "stylegan_t")  # stylegan: the 2019 networks
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -97,6 +98,16 @@ def default_config() -> ml_collections.ConfigDict:
         guidance_weight=0.0,              # classifier guidance (XL's cls_weight): 0 = off
         guidance_arch="deit_small_distilled_patch16_224",  # the frozen timm classifier (XL's cls_model)
         guidance_weights="",              # its timm weights file (needed when guidance_weight > 0)
+    ))
+
+    c.text = ml_collections.ConfigDict(dict(  # arch 'stylegan_t': CLIP text conditioning, DINO discriminator
+        clip="ViT-L-14",                  # CLIP preset of the frozen text tower (and of CLIP guidance's image tower)
+        clip_weights="",                  # its open_clip/OpenAI weights file; '' = random towers (pipeline tests only)
+        clip_sizes=(),                    # (width, heads, layers, embed_dim) of both towers instead of the preset's
+        dino_weights="",                  # timm file of vit_small_patch16_224.dino; '' = random (pipeline tests only)
+        clip_weight=0.0,                  # CLIP guidance loss weight (official --clip-weight)
+        num_res_blocks=2,                 # residual conv pairs per synthesis block (official 'lite': 2, 'full': 3)
+        p_crop=0.5,                       # D: probability of a random 224x224 crop instead of the resize above 224 px
     ))
 
     c.loss = ml_collections.ConfigDict()
@@ -227,8 +238,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("snapshot_kimg", config.snapshot_kimg > 0, "must be positive"),
         ("tick_kimg", config.tick_kimg > 0, "must be positive"),
         ("model.arch", config.model.arch in ARCHS, f"must be one of {ARCHS}"),
-        ("dataset.captions", not config.dataset.captions,
-         "must be False: no trainer takes text yet (StyleGAN-T's training loop is not wired up)"),
+        ("dataset.captions", not config.dataset.captions or config.model.arch == "stylegan_t",
+         "needs model.arch 'stylegan_t' (the text-conditional generator)"),
         ("model.compute_dtype", config.model.compute_dtype in ("float32", "bfloat16"),
          "must be 'float32' or 'bfloat16'"),
         ("loss.g_reg_interval", config.loss.g_reg_interval >= 0, "must be >= 0 (0: no lazy regularisation)"),
@@ -259,6 +270,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
     growth_schedule(config)
     if config.projected.backbones:
         _check_projected(config)
+    if config.model.arch == "stylegan_t":
+        _check_stylegan_t(config)
     if config.model.arch == "r3gan":
         _check_r3gan(config)
     elif config.augment.mode == "scheduled":
@@ -303,6 +316,45 @@ def _check_projected(config: ml_collections.ConfigDict) -> None:
         if not path and backbone != projected.INCEPTION:
             raise ValueError(f"config.projected.weights: backbone {backbone!r} needs its timm weights file; "
                              "none ships with the package")
+
+
+def _check_stylegan_t(config: ml_collections.ConfigDict) -> None:
+    """StyleGAN-T: captions or nothing as labels, weights files that exist, sane tower sizes."""
+    from stylegan_jax.perceptual import clip_text
+
+    t = config.text
+    checks = [
+        ("dataset.use_labels", not config.dataset.use_labels, "must be False: StyleGAN-T is conditioned on captions "
+         "(dataset.captions), not class labels"),
+        ("text.clip", t.clip in clip_text.PRESETS, f"must be one of {tuple(clip_text.PRESETS)}"),
+        ("text.clip_sizes", not t.clip_sizes or (len(t.clip_sizes) == 4 and min(t.clip_sizes) >= 1
+                                                 and t.clip_sizes[0] % t.clip_sizes[1] == 0),
+         "must be () or (width, heads, layers, embed_dim) with width divisible by heads"),
+        ("text.clip_weight", t.clip_weight >= 0 and (not t.clip_weight or config.dataset.captions),
+         "must be >= 0, and 0 without captions (guidance compares images with their captions)"),
+        ("text.num_res_blocks", t.num_res_blocks >= 1, "must be >= 1"),
+        ("text.p_crop", 0 <= t.p_crop <= 1, "must lie in [0, 1]"),
+        ("metrics", not config.metrics, "must be empty with model.arch 'stylegan_t' (no caption-conditioned "
+         "metric is wired up yet)"),
+        ("augment.mode", config.augment.mode == "none", "must be 'none' with model.arch 'stylegan_t' (its "
+         "discriminator applies DiffAugment itself)"),
+        ("freeze_d", config.freeze_d == 0, "must be 0 with model.arch 'stylegan_t' (its DINO backbone is frozen)"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
+    from stylegan_jax.networks import stylegan_t
+
+    m = config.model
+    settings = stylegan_t.synthesis_settings(dict(channel_base=m.channel_base, channel_max=m.channel_max))
+    widths = sorted({spec["out_channels"] for spec in stylegan_t.block_specs(normal_resolution(
+        config.dataset.resolution), settings)})
+    if any(width % settings["gn_groups"] for width in widths):
+        raise ValueError(f"config.model.channel_base / channel_max give StyleGAN-T block widths {widths}: each must "
+                         f"be a multiple of its {settings['gn_groups']} GroupNorm groups")
+    for key in ("clip_weights", "dino_weights"):
+        if t[key] and not os.path.isfile(t[key]):
+            raise ValueError(f"config.text.{key}: no such file {t[key]!r}")
 
 
 def _check_r3gan(config: ml_collections.ConfigDict) -> None:
@@ -470,6 +522,8 @@ def _network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: 
         return _r3gan_specs(m, c_dim, img_resolution, dtype)
     if m.arch == "stylegan":
         return _stylegan2019_specs(m, c_dim, img_resolution, img_channels)
+    if m.arch == "stylegan_t":
+        return _stylegan_t_specs(config, c_dim, img_resolution, img_channels)
     common = dict(c_dim=c_dim, img_resolution=img_resolution, img_channels=img_channels)
     conv_clamp = m.conv_clamp if m.conv_clamp > 0 else None
     g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers},
@@ -514,6 +568,30 @@ def _stylegan2019_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: in
     g = dict(z_dim=m.z_dim, w_dim=m.w_dim, mapping_kwargs={"num_layers": m.map_layers}, **common)
     d = dict(mbstd_group_size=m.mbstd_group_size, **common)
     return ("training.networks_stylegan.G_style", g), ("training.networks_stylegan.D_basic", d)
+
+
+def _stylegan_t_specs(config: ml_collections.ConfigDict, c_dim: int, resolution: int, img_channels: int):
+    """StyleGAN-T's G (official train.py: 'skip' synthesis) and ProjectedDiscriminator; any c_dim means
+    captions, and then G and D take the text embedding of `text_embed_dim(config)` values."""
+    m, t = config.model, config.text
+    embed_dim = text_embed_dim(config) if c_dim else 0
+    synthesis = dict(channel_base=m.channel_base, channel_max=m.channel_max, num_res_blocks=int(t.num_res_blocks),
+                     architecture="skip", num_fp16_res=m.num_fp16_res,
+                     conv_clamp=m.conv_clamp if m.conv_clamp > 0 else None)
+    g = dict(z_dim=m.z_dim, conditional=bool(c_dim), img_resolution=resolution, img_channels=img_channels,
+             synthesis_kwargs=synthesis, compute_dtype=None if m.compute_dtype == "float32" else m.compute_dtype)
+    if embed_dim:
+        g.update(clip_dim=embed_dim)
+    d = dict(c_dim=embed_dim, img_resolution=resolution, img_channels=img_channels, p_crop=float(t.p_crop))
+    return ("networks.generator.Generator", g), ("networks.discriminator.ProjectedDiscriminator", d)
+
+
+def text_embed_dim(config: ml_collections.ConfigDict) -> int:
+    """The width of the CLIP text embedding that conditions StyleGAN-T (the preset's, or clip_sizes')."""
+    from stylegan_jax.perceptual import clip_text
+
+    t = config.text
+    return int(t.clip_sizes[3]) if t.clip_sizes else clip_text.PRESETS[t.clip].embed_dim
 
 
 def _r3gan_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int | list[int], dtype: str | None):

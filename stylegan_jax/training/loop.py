@@ -26,6 +26,7 @@ from stylegan_jax.training.progressive import ProgressiveTrainer
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training.projected_trainer import Guidance, ProjectedTrainer
 from stylegan_jax.training.r3gan_trainer import R3GANTrainer
+from stylegan_jax.training.stylegan_t_trainer import StyleGANTTrainer, text_towers
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer
 from stylegan_jax.tree_shapes import shape_mismatches
 
@@ -72,7 +73,10 @@ class _StopRequest:
 def _open_dataset(config, seed: int):
     from stylegan_jax.data import open_dataset
 
-    return open_dataset(config.dataset, seed=seed, batch_size=config.batch_size,
+    tokenize = None
+    if config.dataset.captions:
+        from stylegan_jax.perceptual.clip_tokenizer import tokenize
+    return open_dataset(config.dataset, seed=seed, batch_size=config.batch_size, tokenize=tokenize,
                         process_index=jax.process_index(), process_count=jax.process_count())
 
 
@@ -142,6 +146,10 @@ def make_trainer(config: ml_collections.ConfigDict, G, D, mesh: Mesh | None = No
     if config.model.arch == "r3gan":
         return R3GANTrainer(G, D, config_lib.r3gan_schedules(config), rotation=config_lib.rotation_config(config),
                             **common)
+    if config.model.arch == "stylegan_t":
+        t = config.text
+        towers = text_towers(t.clip, tuple(t.clip_sizes), t.clip_weights, t.dino_weights, t.clip_weight)
+        return StyleGANTTrainer(G, D, LossConfig(**config.loss), towers=towers, **common)
     if config.projected.backbones:
         p = config.projected
         guidance = Guidance(p.guidance_arch, p.guidance_weights, p.guidance_weight) if p.guidance_weight else None
@@ -164,7 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     monitor.log(narration.scanning_line(config.dataset))
     dataset = _open_dataset(config, config.seed)
     info = dataset.info
-    monitor.log(narration.dataset_line(info))
+    monitor.log(narration.dataset_line(info, config.dataset.captions))
     g_spec, d_spec = config_lib.network_specs(config, info.c_dim, info.channels)
     monitor.log("Building the networks ...")
     G, D = build_network(*g_spec), build_network(*d_spec)
@@ -198,7 +206,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
 
     def snapshot(state: TrainState, step: int, nimg: int, stopping: bool) -> None:
         checkpoint.save(manager, state, {**meta, "step": step, "nimg": nimg})
-        images = np.asarray(render(state.g_ema, grid_z, grid_c))  # every process takes part; one writes
+        c = trainer.generator_conditioning(state, grid_c)
+        images = np.asarray(render(state.g_ema, grid_z, c))  # every process takes part; one writes
         if jax.process_index() == 0:
             save_image(image_grid(images, cols, rows), fileio.join(workdir, f"fakes_kimg{nimg / 1000:09.3f}.png"))
         if config.metrics and stopping:
@@ -218,7 +227,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         from orbax.checkpoint import multihost
 
         trainer.compile_phases(state, (*image_size(info.resolution), info.channels), info.c_dim)
-        render.lower(state.g_ema, grid_z, grid_c).compile()
+        render.lower(state.g_ema, grid_z, trainer.generator_conditioning(state, grid_c)).compile()
         multihost.sync_global_processes("stylegan_jax_compiled", timeout=3600)
     label_rng = lambda step: np.random.default_rng([config.seed, step])
     total_nimg = int(config.total_kimg * 1000)

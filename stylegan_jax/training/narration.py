@@ -21,9 +21,12 @@ def scanning_line(dataset_config) -> str:
     return f"Scanning the dataset ({where}) ..."
 
 
-def dataset_line(info) -> str:
-    """'Dataset: NAME: N images, HxW, C channel(s), labels, x-flip' of a data.DatasetInfo."""
+def dataset_line(info, captions: bool = False) -> str:
+    """'Dataset: NAME: N images, HxW, C channel(s), labels, x-flip' of a data.DatasetInfo (`captions`:
+    its labels are captions' token ids)."""
     labels = f"{info.c_dim} classes" if info.c_dim else "no labels"
+    if captions:
+        labels = f"captions ({info.c_dim} CLIP token ids each)"
     height, width = image_size(info.resolution)
     return (f"Dataset: {info.name}: {info.num_images} images, {height}x{width}, "
             f"{info.channels} channel(s), {labels}, x-flip {'on' if info.xflip else 'off'}")

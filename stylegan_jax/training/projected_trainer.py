@@ -120,10 +120,11 @@ class ProjectedTrainer(Trainer):
         return super().train_step(state, step, nimg, *args, **kwargs)
 
     def _discriminate(self, d_vars, img, c, state: TrainState, aug_draws, key) -> tuple[list[jax.Array], Any]:
-        """D's logits per backbone after the blur (and any augmentation), and its updated spectral vectors."""
+        """D's logits per backbone (a list, also for a D that returns one array) after the blur (and any
+        augmentation), and its updated spectral vectors."""
         img = self._d_view(img, state.nimg, state.augment_p, aug_draws)
         logits, updates = self.D.apply(d_vars, img, c, rngs={"diffaug": key}, mutable=["spectral"])
-        return logits, updates["spectral"]
+        return (logits if isinstance(logits, list) else [logits]), updates["spectral"]
 
     def _g_loss(self, g_params, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws, fake):
         """Gmain (hinge through D, plus classifier guidance) and/or Greg (path length)."""

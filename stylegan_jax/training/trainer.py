@@ -191,6 +191,11 @@ class Trainer:
         """The G EMA's decay for the step that starts at `nimg` images."""
         return ema_beta(self.batch_size, nimg, ema_kimg, ema_rampup)
 
+    def generator_conditioning(self, state: TrainState, labels: Any) -> Any:
+        """What G takes as c for these dataset labels: the labels themselves (StyleGAN-T embeds captions)."""
+        del state
+        return labels
+
     @property
     def rotation(self) -> RotationConfig:
         """The SS-GAN rotation loss's settings (off without a LossConfig)."""
