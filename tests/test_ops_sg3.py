@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import load_golden, relative_error
-from golden_ops import case_names, nchw_to_nhwc
+from golden_ops import TOL, assert_grads_match, case_names, nchw_to_nhwc
 from stylegan_jax.ops.filter_design import design_lowpass_filter
 from stylegan_jax.ops.filtered_lrelu import filtered_lrelu
 from stylegan_jax.ops.modulated_conv2d_sg3 import modulated_conv2d
 
-TOL = 1e-5
 # Measured relative error of bfloat16 against float32 on the golden inputs: ~2.6e-3 (filtered_lrelu)
 # and ~2.8e-3 (modulated_conv2d), i.e. bfloat16's 8-bit mantissa; we allow 1e-2.
 BF16_TOL = 1e-2
@@ -24,17 +23,6 @@ BF16_TOL = 1e-2
 def golden():
     data = load_golden("ops.npz")
     return data, json.loads(str(data["meta/cases"]))
-
-
-def _assert_grads_match(fn, inputs: dict, data, name: str):
-    """Compares d sum(fn(**inputs) * cotangent) / d inputs with the golden gradients (x is NHWC)."""
-    cotangent = nchw_to_nhwc(data[f"{name}/grad/cotangent"])
-    keys = list(inputs)
-    grads = jax.jit(jax.grad(lambda *a: jnp.sum(fn(*a) * cotangent), argnums=tuple(range(len(keys)))))(
-        *inputs.values())
-    for key, grad in zip(keys, grads):
-        expected = data[f"{name}/grad/{key}"]
-        assert relative_error(grad, nchw_to_nhwc(expected) if key == "x" else expected) < TOL, key
 
 
 def _lrelu_case(data, cases, name):
@@ -78,7 +66,7 @@ def test_modulated_conv2d_matches_official(golden, name, conv_path):
     inputs = {"x": nchw_to_nhwc(data[f"{name}/in/x"]), "w": data[f"{name}/in/w"], "s": data[f"{name}/in/s"]}
     call = jax.jit(lambda x, w, s: modulated_conv2d(x, w, s, **kw))
     assert relative_error(call(**inputs), nchw_to_nhwc(data[f"{name}/out"])) < TOL
-    _assert_grads_match(call, inputs, data, name)
+    assert_grads_match(call, inputs, data, name)
 
 
 def test_modulated_conv2d_input_gain_shapes_jit_and_bf16(golden):
@@ -118,7 +106,7 @@ def test_filtered_lrelu_matches_official(golden, name):
     x, b, kw = _lrelu_case(data, cases, name)
     call = jax.jit(lambda x, b: filtered_lrelu(x, b=b, **kw))
     assert relative_error(call(x, b), nchw_to_nhwc(data[f"{name}/out"])) < TOL
-    _assert_grads_match(call, {"x": x, "b": b}, data, name)
+    assert_grads_match(call, {"x": x, "b": b}, data, name)
 
 
 def test_filtered_lrelu_jit_vmap_and_bf16(golden):

@@ -23,7 +23,7 @@ from stylegan_jax.networks import feature_nets, projected
 from stylegan_jax.ops.resize import bilinear_resize
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training.ada import AugmentConfig
-from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Phase, Trainer, _select, make_phases
+from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Phase, Trainer, kept_collection, make_phases
 
 GUIDANCE_KEY = "guidance_classifier"  # where the classifier's weights live: the 'frozen' collection of D's variables
 
@@ -168,6 +168,5 @@ class ProjectedTrainer(Trainer):
         state, metrics = super()._run_phase(state, phase, hyper, real_img, real_c, gen_c, draws)
         spectral = metrics.pop("spectral", None)
         if spectral is not None:
-            ok = metrics[f"finite/{phase.name}"]
-            state = state.replace(d={**state.d, "spectral": _select(ok, spectral, state.d["spectral"])})
+            state = kept_collection(state, metrics[f"finite/{phase.name}"], "d", "spectral", spectral)
         return state, metrics

@@ -31,7 +31,7 @@ from stylegan_jax.perceptual import clip_image, clip_text
 from stylegan_jax.perceptual.clip_guidance import clip_guidance_loss
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training.projected_trainer import ProjectedTrainer, hinge_g_loss
-from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Phase, Trainer, _select
+from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Phase, Trainer, kept_collection
 
 SIZED_PATCH_SIZE = 32  # the image tower's patches with text.clip_sizes (ViT-B/32's)
 
@@ -147,6 +147,5 @@ class StyleGANTTrainer(ProjectedTrainer):
         state, metrics = super()._run_phase(state, phase, hyper, real_img, text, text, draws)
         buffers = metrics.pop("g_buffers", None)
         if buffers is not None:
-            ok = metrics[f"finite/{phase.name}"]
-            state = state.replace(g={**state.g, "buffers": _select(ok, buffers, state.g["buffers"])})
+            state = kept_collection(state, metrics[f"finite/{phase.name}"], "g", "buffers", buffers)
         return state, metrics

@@ -125,6 +125,13 @@ def _select(ok, new, old):
     return jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new, old)
 
 
+def kept_collection(state: TrainState, ok: jax.Array, net: str, collection: str, new: Any) -> TrainState:
+    """`state` with `new` as the variable collection `collection` of `net` ('g' or 'd') where the phase's
+    update was kept (`ok`), unchanged otherwise."""
+    variables = getattr(state, net)
+    return state.replace(**{net: {**variables, collection: _select(ok, new, variables[collection])}})
+
+
 def _clean_gradients(grads):
     """The official rule: NaN -> 0, +-Inf -> +-1e5."""
     return jax.tree_util.tree_map(lambda g: jnp.nan_to_num(g, nan=0.0, posinf=1e5, neginf=-1e5), grads)
@@ -366,7 +373,7 @@ class Trainer:
             state = state.replace(pl_mean=jnp.where(ok, aux["pl_mean"], state.pl_mean))
             aux["pl_mean"] = state.pl_mean
         if phase.main and phase.net == "D" and "buffers" in g_vars:
-            state = state.replace(g={**state.g, "buffers": _select(ok, g_vars["buffers"], state.g["buffers"])})
+            state = kept_collection(state, ok, "g", "buffers", g_vars["buffers"])
         if "signs/real_sum" in aux:
             state = state.replace(ada_sign_sum=state.ada_sign_sum + aux.pop("signs/real_sum"),
                                   ada_sign_count=state.ada_sign_count + real_img.shape[0])
