@@ -15,7 +15,7 @@ Names and layouts follow the official state dicts of training.networks_stylegan3
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import flax.core
 import flax.linen as nn
@@ -362,21 +362,22 @@ def _copied(target: Any, source: Any, where: str) -> Any:
     return source
 
 
-def head_only_mask(superres_module: SuperresGenerator, params: Any, train_input: bool = False) -> Any:
-    """A pytree of bools like `params` (the 'params' collection): True for the parameters of the
-    last stage's head layers, False for the mapping and the stem's layers (official train_head_only).
+def head_only(superres_module: SuperresGenerator, train_input: bool = False) -> Callable[[tuple[str, ...]], bool]:
+    """Whether a parameter (its path of keys in the 'params' collection) trains in official train_head_only:
+    the last stage's head layers do; the mapping and the stem's layers do not.
 
     The official loss freezes the mapping and the non-head layers only, so the synthesis input's
-    parameters stay trainable there; `train_input=True` marks them True too, to match it exactly.
+    parameters stay trainable there; `train_input=True` lets them train too, to match it exactly.
     """
+    trainable = set(superres_module.layer_names()[1]) | ({"input"} if train_input else set())
+    return lambda keys: len(keys) > 1 and keys[0] == "synthesis" and keys[1] in trainable
+
+
+def head_only_mask(superres_module: SuperresGenerator, params: Any, train_input: bool = False) -> Any:
+    """`head_only` as a pytree of bools like `params` (the 'params' collection)."""
     _, head = superres_module.layer_names()
     missing = [name for name in head if name not in params.get("synthesis", {})]
     if missing:
         raise ValueError(f"params lack the head layers {missing}")
-    trainable = set(head) | ({"input"} if train_input else set())
-
-    def mark(path, _):
-        keys = [getattr(p, "key", None) for p in path]
-        return len(keys) > 1 and keys[0] == "synthesis" and keys[1] in trainable
-
-    return jax.tree_util.tree_map_with_path(mark, params)
+    trains = head_only(superres_module, train_input)
+    return jax.tree_util.tree_map_with_path(lambda path, _: trains([getattr(p, "key", None) for p in path]), params)

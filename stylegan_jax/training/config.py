@@ -15,7 +15,7 @@ from stylegan_jax.training.ada import MODES, AugmentConfig
 from stylegan_jax.training.rotation_loss import ROTATIONS, RotationConfig
 from stylegan_jax.training.trainer import NONFINITE_RULES
 
-ARCHS = ("stylegan", "stylegan2", "stylegan3-t", "stylegan3-r", "r3gan", "stylegan_t")  # stylegan: the 2019 networks
+ARCHS = ("stylegan", "stylegan2", "stylegan3-t", "stylegan3-r", "r3gan", "stylegan_t", "stylegan_xl")  # stylegan: 2019
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -98,6 +98,14 @@ def default_config() -> ml_collections.ConfigDict:
         guidance_weight=0.0,              # classifier guidance (XL's cls_weight): 0 = off
         guidance_arch="deit_small_distilled_patch16_224",  # the frozen timm classifier (XL's cls_model)
         guidance_weights="",              # its timm weights file (needed when guidance_weight > 0)
+    ))
+
+    c.xl = ml_collections.ConfigDict(dict(  # arch 'stylegan_xl': StyleGAN3-T synthesis, class-embedding mapping
+        syn_layers=14,                    # synthesis layers of the stem (official --syn_layers)
+        stem="",                          # superresolution stage: the stem run's workdir ('' = train a stem)
+        head_layers=7,                    # superresolution: layers of the new head (official --head_layers)
+        up_factor=2,                      # superresolution: output / stem resolution (official --up_factor)
+        train_input=True,                 # superresolution: the synthesis input trains with the head (official)
     ))
 
     c.text = ml_collections.ConfigDict(dict(  # arch 'stylegan_t': CLIP text conditioning, DINO discriminator
@@ -238,6 +246,7 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("snapshot_kimg", config.snapshot_kimg > 0, "must be positive"),
         ("tick_kimg", config.tick_kimg > 0, "must be positive"),
         ("model.arch", config.model.arch in ARCHS, f"must be one of {ARCHS}"),
+        ("xl.stem", not config.xl.stem or config.model.arch == "stylegan_xl", "needs model.arch 'stylegan_xl'"),
         ("dataset.captions", not config.dataset.captions or config.model.arch == "stylegan_t",
          "needs model.arch 'stylegan_t' (the text-conditional generator)"),
         ("model.compute_dtype", config.model.compute_dtype in ("float32", "bfloat16"),
@@ -272,6 +281,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         _check_projected(config)
     if config.model.arch == "stylegan_t":
         _check_stylegan_t(config)
+    if config.model.arch == "stylegan_xl":
+        _check_xl(config)
     if config.model.arch == "r3gan":
         _check_r3gan(config)
     elif config.augment.mode == "scheduled":
@@ -294,8 +305,8 @@ def _check_projected(config: ml_collections.ConfigDict) -> None:
         ("projected.num_discs", 1 <= p.num_discs <= 4, "must be 1..4"),
         ("projected.input_size", p.input_size >= 75, "must be >= 75 (the Inception network's smallest input)"),
         ("projected.cond", not p.cond or config.dataset.use_labels, "needs dataset.use_labels"),
-        ("model.arch", config.model.arch in ("stylegan2", "stylegan3-t", "stylegan3-r"),
-         "must be a StyleGAN2/3 generator with a projected discriminator"),
+        ("model.arch", config.model.arch in ("stylegan2", "stylegan3-t", "stylegan3-r", "stylegan_xl"),
+         "must be a StyleGAN2/3/XL generator with a projected discriminator"),
         ("freeze_d", config.freeze_d == 0, "must be 0 with a projected discriminator"),
         ("augment.mode", config.augment.mode != "ada", "cannot be 'ada' with a projected discriminator (it has "
          "DiffAugment); use 'none' or 'fixed'"),
@@ -316,6 +327,57 @@ def _check_projected(config: ml_collections.ConfigDict) -> None:
         if not path and backbone != projected.INCEPTION:
             raise ValueError(f"config.projected.weights: backbone {backbone!r} needs its timm weights file; "
                              "none ships with the package")
+
+
+def _check_xl(config: ml_collections.ConfigDict) -> None:
+    """StyleGAN-XL: a projected discriminator; a superresolution stage's stem run and factors fit the data."""
+    from stylegan_jax.networks import stylegan_xl
+
+    x = config.xl
+    checks = [
+        ("projected.backbones", bool(config.projected.backbones), "must name the frozen networks of StyleGAN-XL's "
+         "projected discriminator (e.g. ('inception',))"),
+        ("xl.syn_layers", x.syn_layers >= 3, "must be >= 3 (the last two layers are critically sampled)"),
+        ("xl.head_layers", x.head_layers >= 3, "must be >= 3"),
+        ("xl.up_factor", x.up_factor in stylegan_xl.SUPPORTED_UP_FACTORS,
+         f"must be one of {stylegan_xl.SUPPORTED_UP_FACTORS}"),
+    ]
+    for key, ok, message in checks:
+        if not ok:
+            raise ValueError(f"config.{key} {message}, got {_value(config, key)!r}")
+    if x.stem:
+        _superres_spec(config, _stem_spec(config))
+
+
+def _stem_spec(config: ml_collections.ConfigDict) -> tuple[str, dict[str, Any]]:
+    """The (class name, kwargs) of the stem run's generator (config.xl.stem's newest checkpoint)."""
+    from stylegan_jax import checkpoint
+
+    try:
+        _, meta = checkpoint.read_meta(config.xl.stem)
+    except (FileNotFoundError, OSError, ValueError) as e:
+        raise ValueError(f"config.xl.stem: {config.xl.stem!r} is not a training run with a checkpoint "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    class_name, kwargs = meta["networks"]["G"]
+    if not class_name.startswith("training.networks_stylegan3_resetting."):
+        raise ValueError(f"config.xl.stem: {config.xl.stem!r} trained a {class_name}, not a StyleGAN-XL generator")
+    return class_name, kwargs
+
+
+def _superres_spec(config: ml_collections.ConfigDict, stem: tuple[str, dict[str, Any]], **data: int
+                   ) -> tuple[str, dict[str, Any]]:
+    """The SuperresGenerator that grows from the stem by config.xl's head at the dataset's resolution
+    (`data`: the dataset's c_dim and img_channels, checked against the stem's when given)."""
+    from stylegan_jax.networks import stylegan_xl
+
+    x = config.xl
+    own = dict(img_resolution=normal_resolution(config.dataset.resolution), head_layers=int(x.head_layers),
+               up_factor=int(x.up_factor), path_stem=x.stem, **data)
+    try:
+        kwargs = stylegan_xl.superres_init_kwargs(stem[1], own)
+    except ValueError as e:
+        raise ValueError(f"config.xl.stem {x.stem!r} does not fit this stage's data: {e}") from None
+    return "training.networks_stylegan3_resetting.SuperresGenerator", kwargs
 
 
 def _check_stylegan_t(config: ml_collections.ConfigDict) -> None:
@@ -538,6 +600,11 @@ def _network_specs(config: ml_collections.ConfigDict, c_dim: int, img_channels: 
         g.update(magnitude_ema_beta=float(beta))
         if m.arch == "stylegan3-r":
             g.update(conv_kernel=1, use_radial_filters=True)
+    if m.arch == "stylegan_xl":
+        g_class = "training.networks_stylegan3_resetting.Generator"
+        g.update(num_layers=int(config.xl.syn_layers))
+        if config.xl.stem:
+            g_class, g = _superres_spec(config, _stem_spec(config), c_dim=c_dim, img_channels=img_channels)
     if config.projected.backbones:
         return (g_class, g), _projected_spec(config, common)
     d = dict(architecture=m.d_architecture, channel_base=m.d_channel_base or m.channel_base,

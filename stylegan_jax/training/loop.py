@@ -18,6 +18,7 @@ from stylegan_jax.convert import load_official_pickle
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.data.config import normal_resolution
 from stylegan_jax.images import image_grid, image_size, save_image, to_uint8
+from stylegan_jax.networks import stylegan_xl
 from stylegan_jax.networks.generation import generate
 from stylegan_jax.training import config as config_lib
 from stylegan_jax.training import narration
@@ -102,13 +103,31 @@ def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) ->
             reinitialised += [line.replace(" vs ", " -> ") for line in reshaped]
         else:
             _check_same_shapes(nets[key], old, what)
-    # A host copy per leaf: loaded trees may share one array between layers (R3GAN's resampling
-    # kernels), and the donated training state must not hold one buffer twice.
-    put = lambda new, old: jax.tree_util.tree_map(
+    state = state.replace(g=_placed_like(nets["G"], state.g), d=_placed_like(nets["D"], state.d),
+                          g_ema=_placed_like(nets["G_ema"], state.g_ema))
+    return state, reinitialised
+
+
+def _placed_like(new, old):
+    """`new`'s values with `old`'s dtypes and shardings (a leaf of another shape keeps `old`'s value).
+
+    A host copy per leaf: loaded trees may share one array between layers (R3GAN's resampling
+    kernels), and the donated training state must not hold one buffer twice.
+    """
+    return jax.tree_util.tree_map(
         lambda n, o: jax.device_put(np.array(n if np.shape(n) == o.shape else o, o.dtype, copy=True), o.sharding),
         new, old)
-    state = state.replace(g=put(nets["G"], state.g), d=put(nets["D"], state.d), g_ema=put(nets["G_ema"], state.g_ema))
-    return state, reinitialised
+
+
+def _grown_from_stem(state: TrainState, config: ml_collections.ConfigDict) -> TrainState:
+    """G and G_ema of a StyleGAN-XL superresolution stage: the stem run's G_ema (mapping, input and kept
+    layers) with a fresh head, as the official SuperresGenerator builds itself from its stem."""
+    x = config.xl
+    stem_module, stem_variables = checkpoint.load_network(x.stem, which="G_ema")
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 2)
+    _, grown = stylegan_xl.grow_from_stem(stem_module, stem_variables, int(x.head_layers), int(x.up_factor), key)
+    grow = lambda old: {**old, **{name: _placed_like(grown[name], old[name]) for name in grown}}
+    return state.replace(g=grow(state.g), g_ema=grow(state.g_ema))
 
 
 def _matching_rotation_head(theirs: dict, ours: dict) -> dict:
@@ -153,8 +172,9 @@ def make_trainer(config: ml_collections.ConfigDict, G, D, mesh: Mesh | None = No
     if config.projected.backbones:
         p = config.projected
         guidance = Guidance(p.guidance_arch, p.guidance_weights, p.guidance_weight) if p.guidance_weight else None
+        g_trainable = stylegan_xl.head_only(G, config.xl.train_input) if config.xl.stem else None
         return ProjectedTrainer(G, D, LossConfig(**config.loss), pl_start_nimg=int(p.pl_start_kimg * 1000),
-                                guidance=guidance, **common)
+                                guidance=guidance, g_trainable=g_trainable, **common)
     growth = config_lib.growth_schedule(config)
     if growth is not None:
         return ProgressiveTrainer(G, D, LossConfig(**config.loss), growth=growth,
@@ -187,6 +207,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             monitor.log(f"Warning: checkpoint step {bad} is damaged (kept as {bad}.damaged); resuming from an older one")
         monitor.log(f"Resumed from step {int(state.step)} ({int(state.nimg) / 1e3:.3f} kimg, augment p "
                     f"{float(state.augment_p):.4f}) in {workdir}")
+    elif config.xl.stem:
+        state = _grown_from_stem(state, config)
+        monitor.log(f"Grew G and G_ema from the stem {config.xl.stem} (its G_ema); only the new head trains")
     elif config.resume:
         non_square = isinstance(normal_resolution(config.dataset.resolution), tuple)
         state, reinitialised = _resume_weights(state, config.resume, reshape_ok=non_square)

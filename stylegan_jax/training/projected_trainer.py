@@ -67,7 +67,8 @@ class ProjectedTrainer(Trainer):
 
     def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, optim: OptimizerConfig, batch_size: int,
                  mesh: Mesh | None = None, augment: AugmentConfig | None = None, freeze_d: int = 0,
-                 pl_start_nimg: int = 1_000_000, guidance: Guidance | None = None):
+                 pl_start_nimg: int = 1_000_000, guidance: Guidance | None = None,
+                 g_trainable: Callable[[tuple[str, ...]], bool] | None = None):
         if freeze_d:
             raise ValueError("freeze_d must be 0 with a projected discriminator (its backbones are frozen already)")
         if loss.rotation.active:
@@ -78,7 +79,7 @@ class ProjectedTrainer(Trainer):
                 raise ValueError("classifier guidance needs a conditional generator (labels)")
             self._classifier = feature_nets.classifier_logits_fn(guidance.arch)
         self._host_nimg = 0
-        super().__init__(G, D, loss, optim, batch_size, mesh=mesh, augment=augment)
+        super().__init__(G, D, loss, optim, batch_size, mesh=mesh, augment=augment, g_trainable=g_trainable)
 
     def _make_phases(self) -> list[Phase]:
         return make_phases(dataclasses.replace(self.loss, r1_gamma=0.0))

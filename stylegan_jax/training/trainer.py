@@ -149,10 +149,11 @@ class Trainer:
 
     def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig | None, optim: OptimizerConfig,
                  batch_size: int, mesh: Mesh | None = None, augment: AugmentConfig | None = None,
-                 freeze_d: int = 0):
+                 freeze_d: int = 0, g_trainable: Callable[[tuple[str, ...]], bool] | None = None):
         if optim.nonfinite_grads not in NONFINITE_RULES:
             raise ValueError(f"nonfinite_grads must be one of {NONFINITE_RULES}, got {optim.nonfinite_grads!r}")
         self.G, self.D, self.loss, self.optim, self.batch_size = G, D, loss, optim, batch_size
+        self.g_trainable = g_trainable  # which G parameters (by path) Adam updates; None: all
         self.augment = augment or no_augmentation()
         self.mesh = mesh or Mesh(np.array(jax.devices()), ("data",))
         if batch_size % self.mesh.size:
@@ -185,7 +186,7 @@ class Trainer:
     def _optimizers(self, d_trainable) -> tuple[Adam, Adam]:
         """G's and D's Adam (with the lazy-regularisation correction)."""
         o, loss = self.optim, self.loss
-        return (lazy_adam(o.g_lr, o.beta1, o.beta2, o.eps, loss.g_reg_interval),
+        return (lazy_adam(o.g_lr, o.beta1, o.beta2, o.eps, loss.g_reg_interval, self.g_trainable),
                 lazy_adam(o.d_lr, o.beta1, o.beta2, o.eps, loss.d_reg_interval, d_trainable))
 
     def hyperparameters(self, nimg: int) -> dict[str, np.float32]:
