@@ -240,7 +240,7 @@ def test_projected_training_keeps_the_frozen_parts(projected_run):
     ({"projected.backbones": ("inception",), "projected.weights": ("/nonexistent.pth",)}, "no such file"),
     ({"projected.backbones": ("inception",), "augment.mode": "ada"}, "cannot be 'ada'"),
     ({"projected.backbones": ("inception",), "projected.guidance_weight": 1.0}, "needs labels"),
-    ({"projected.backbones": ("inception",), "model.arch": "r3gan"}, "must be a StyleGAN2/3 generator"),
+    ({"projected.backbones": ("inception",), "model.arch": "r3gan"}, "must be a StyleGAN2/3/XL generator"),
 ])
 def test_projected_config_errors_are_one_line(changes, message):
     import tiny_config
