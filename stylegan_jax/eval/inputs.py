@@ -17,6 +17,7 @@ from stylegan_jax.data.decoding import IMAGE_SUFFIXES
 from stylegan_jax.eval.sharding import ShardedBatchMap
 from stylegan_jax.networks import generation
 from stylegan_jax.networks.layers import takes_transform
+from stylegan_jax.sampling.prompts import PromptEncoder
 
 
 # Real images: uint8 NHWC batches of an array, a dataset config or a folder of PNG/JPEG files.
@@ -80,15 +81,19 @@ class RealImages:
 
 
 def dataset_source(dataset_cfg, batch_size: int = 64) -> RealImages:
-    """All readable images of a dataset config once, in order, with its labels and identity."""
+    """All readable images of a dataset config once, in order, with its labels (a captioned dataset's: the
+    captions' CLIP token ids) and identity."""
     from stylegan_jax.data import iterate_images, open_dataset
 
-    info = open_dataset(dataset_cfg, seed=0, batch_size=1).info
+    tokenize = None
+    if dataset_cfg.get("captions"):  # labels: the captions' CLIP token ids
+        from stylegan_jax.perceptual.clip_tokenizer import tokenize
+    info = open_dataset(dataset_cfg, seed=0, batch_size=1, tokenize=tokenize).info
     labels = None
     if info.c_dim > 0:
-        labels = np.concatenate([b["label"] for b in iterate_images(dataset_cfg, batch_size)])
+        labels = np.concatenate([b["label"] for b in iterate_images(dataset_cfg, batch_size, tokenize)])
     return RealImages(identity=info.identity,
-                      images=lambda: (b["image"] for b in iterate_images(dataset_cfg, batch_size)),
+                      images=lambda: (b["image"] for b in iterate_images(dataset_cfg, batch_size, tokenize)),
                       resolution=info.resolution, labels=labels, xflip=info.xflip, batch_size=batch_size,
                       count=info.num_images)
 
@@ -161,19 +166,26 @@ def _redraw_noise(variables: Mapping[str, Any], key: jax.Array) -> dict:
     return jax.tree_util.tree_unflatten(treedef, new)
 
 
-def generator_source(G: nn.Module, variables: Mapping[str, Any], batch_size: int = 64) -> Generator:
+def generator_source(G: nn.Module, variables: Mapping[str, Any], batch_size: int = 64,
+                     prompts: PromptEncoder | None = None) -> Generator:
     """The callables the metrics need, from one of our generators (const noise, psi = 1).
 
     Each runs jitted and sharded on the batch axis over all devices (chunks of at most `batch_size`).
+    A text-conditional (StyleGAN-T) generator takes `prompts`, the CLIP text tower it trained with: its
+    labels are then a captioned dataset's token ids, embedded on the way in.
     """
     def sharded(fn: Callable, params: Any) -> ShardedBatchMap:
         return ShardedBatchMap(fn, params, batch_size)
 
-    generate = sharded(lambda v, z, c: generation.generate(G, v, z, c), variables)
+    if prompts is None:
+        c_dim, text, embed = G.c_dim, None, lambda _, c: c
+    else:
+        c_dim, text, embed = prompts.context_length, prompts.params, prompts.embed_tokens
+    generate = sharded(lambda v_t, z, c: generation.generate(G, v_t[0], z, embed(v_t[1], c)), (variables, text))
     if not generation.has_w_space(G):  # R3GAN: no w latents, so no PPL or equivariance
-        return Generator(generate=generate, z_dim=G.z_dim, c_dim=G.c_dim)
-    variables = generate.params  # on every device once, shared by the other maps
-    mapping = sharded(lambda v, z, c: G.apply(v, z, c, method="mapping"), variables)
+        return Generator(generate=generate, z_dim=G.z_dim, c_dim=c_dim)
+    variables, text = generate.params  # on every device once, shared by the other maps
+    mapping = sharded(lambda v_t, z, c: G.apply(v_t[0], z, embed(v_t[1], c), method="mapping"), (variables, text))
     synthesis_map = sharded(
         lambda v_key, ws: G.apply(_redraw_noise(*v_key), ws, noise_mode="const", method="synthesis"),
         (variables, jax.random.key(0)))
@@ -189,7 +201,7 @@ def generator_source(G: nn.Module, variables: Mapping[str, Any], batch_size: int
         def render(z: jax.Array, c: jax.Array, transform: jax.Array) -> np.ndarray:
             return render_map(z, c, params=(variables, transform))
 
-    return Generator(generate=generate, z_dim=G.z_dim, c_dim=G.c_dim, mapping=mapping, synthesis=synthesis,
+    return Generator(generate=generate, z_dim=G.z_dim, c_dim=c_dim, mapping=mapping, synthesis=synthesis,
                      render=render)
 
 

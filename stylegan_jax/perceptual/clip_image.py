@@ -54,6 +54,15 @@ class CLIPImageConfig:
 VIT_L_14 = CLIPImageConfig(width=1024, heads=16, layers=24, patch_size=14, embed_dim=768)
 VIT_B_32 = CLIPImageConfig(width=768, heads=12, layers=12, patch_size=32, embed_dim=512)
 PRESETS = {"ViT-L-14": VIT_L_14, "ViT-B-32": VIT_B_32}
+SIZED_PATCH_SIZE = 32  # the patches of a tower given by sizes (ViT-B/32's)
+
+
+def image_config(preset: str, sizes: tuple[int, ...] = ()) -> CLIPImageConfig:
+    """The image tower of a CLIP preset, or of (width, heads, layers, embed_dim) `sizes` (32-px patches)."""
+    if not sizes:
+        return PRESETS[preset]
+    width, heads, layers, embed_dim = (int(v) for v in sizes)
+    return CLIPImageConfig(width=width, heads=heads, layers=layers, patch_size=SIZED_PATCH_SIZE, embed_dim=embed_dim)
 
 
 class CLIPImageTower(nn.Module):

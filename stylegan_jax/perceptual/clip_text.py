@@ -55,6 +55,14 @@ VIT_B_32 = CLIPTextConfig(width=512, heads=8, layers=12, embed_dim=512)
 PRESETS = {"ViT-L-14": VIT_L_14, "ViT-B-32": VIT_B_32}
 
 
+def text_config(preset: str, sizes: tuple[int, ...] = ()) -> CLIPTextConfig:
+    """The text tower of a CLIP preset, or of (width, heads, layers, embed_dim) `sizes` when given."""
+    if not sizes:
+        return PRESETS[preset]
+    width, heads, layers, embed_dim = (int(v) for v in sizes)
+    return CLIPTextConfig(width=width, heads=heads, layers=layers, embed_dim=embed_dim)
+
+
 def quick_gelu(x: jax.Array) -> jax.Array:
     """OpenAI CLIP's GELU approximation x * sigmoid(1.702 x)."""
     return x * jax.nn.sigmoid(1.702 * x)

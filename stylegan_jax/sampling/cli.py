@@ -9,6 +9,7 @@ from typing import Any, Callable, Sequence
 import flax.linen as nn
 from absl import logging
 
+from stylegan_jax.perceptual import clip_text
 from stylegan_jax.sampling.loading import load_generator
 from stylegan_jax.sampling.parsing import parse_finite
 from stylegan_jax.sampling.render import NOISE_MODES
@@ -54,6 +55,14 @@ def new_parser(module: str, description: str) -> ArgumentParser:
 def add_noise_mode(parser: argparse.ArgumentParser) -> None:
     """Adds --noise-mode (const, random or none; default const)."""
     parser.add_argument("--noise-mode", choices=NOISE_MODES, default="const", help="noise mode (default: const)")
+
+
+def add_clip_flags(parser: argparse.ArgumentParser) -> None:
+    """Adds --clip and --clip-model: the CLIP text tower that embeds a StyleGAN-T generator's captions."""
+    parser.add_argument("--clip", metavar="FILE", help="CLIP weights (open_clip/OpenAI) whose text tower embeds "
+                        "captions for a StyleGAN-T generator (default: the tower saved in its training run folder)")
+    parser.add_argument("--clip-model", default="ViT-L-14", choices=sorted(clip_text.PRESETS),
+                        help="the CLIP model of --clip (default: ViT-L-14)")
 
 
 def load_network(args: argparse.Namespace) -> tuple[nn.Module, dict]:

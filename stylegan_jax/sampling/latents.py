@@ -1,4 +1,4 @@
-"""Latent inputs of a generator: z from seeds (the official rule) and one-hot class labels."""
+"""Latent inputs of a generator: z from seeds (the official rule), one-hot class labels or a given conditioning."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -27,3 +27,17 @@ def class_labels(c_dim: int, class_idx: int | None, count: int) -> np.ndarray:
     labels = np.zeros((count, c_dim), np.float32)
     labels[:, class_idx] = 1
     return labels
+
+
+def conditioning(c_dim: int, count: int, class_idx: int | None = None, c: np.ndarray | None = None) -> np.ndarray:
+    """[count, c_dim] float32: `c` as given (one row for all, or `count` rows; e.g. text embeddings), else the
+    one-hot labels of `class_idx`."""
+    if c is None:
+        return class_labels(c_dim, class_idx, count)
+    if class_idx is not None:
+        raise ValueError("give a class index or a conditioning c, not both")
+    c = np.asarray(c, np.float32)
+    c = c[None] if c.ndim == 1 else c
+    if c.ndim != 2 or c.shape[1] != c_dim or len(c) not in (1, count):
+        raise ValueError(f"c must have shape [{c_dim}], [1, {c_dim}] or [{count}, {c_dim}], got {c.shape}")
+    return np.array(np.broadcast_to(c, (count, c_dim)))

@@ -11,7 +11,7 @@ from stylegan_jax.images import to_uint8
 from stylegan_jax.networks.generation import has_w_space, require_w_space
 from stylegan_jax.networks.layers import takes_transform
 from stylegan_jax.sampling.batching import map_chunks, static_module
-from stylegan_jax.sampling.latents import class_labels, seeds_to_z
+from stylegan_jax.sampling.latents import conditioning, seeds_to_z
 
 NOISE_MODES = ("const", "random", "none")
 DEFAULT_BATCH_SIZE = 32
@@ -31,12 +31,14 @@ def input_transform(translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0
 
 
 def compute_ws(G: nn.Module, variables: Any, seeds: Sequence[int] | None = None, *, z: np.ndarray | None = None,
-               class_idx: int | None = None, truncation_psi: float = 1.0, truncation_cutoff: int | None = None,
-               batch_size: int = DEFAULT_BATCH_SIZE, devices: Sequence[jax.Device] | None = None) -> np.ndarray:
-    """Maps seeds (or z [N, z_dim]) and an optional class to truncated ws [N, num_ws, w_dim] (float32)."""
+               class_idx: int | None = None, c: np.ndarray | None = None, truncation_psi: float = 1.0,
+               truncation_cutoff: int | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
+               devices: Sequence[jax.Device] | None = None) -> np.ndarray:
+    """Maps seeds (or z [N, z_dim]) and an optional class (or conditioning `c`, e.g. a text embedding, one
+    row or N) to truncated ws [N, num_ws, w_dim] (float32)."""
     require_w_space(G, "mapping latents to w")
     z = _latents(G, seeds, z)
-    c = class_labels(G.c_dim, class_idx, len(z))
+    c = conditioning(G.c_dim, len(z), class_idx, c)
     static = dict(G=static_module(G), truncation_psi=float(truncation_psi), truncation_cutoff=truncation_cutoff)
     return np.concatenate(list(map_chunks(_mapping, variables, [z, c], batch_size, devices, static)))
 
@@ -63,11 +65,11 @@ def check_latent_only_options(G: nn.Module, truncation_psi: float = 1.0, truncat
 
 
 def iter_images_from_z(G: nn.Module, variables: Any, z: np.ndarray, *, class_idx: int | None = None,
-                       batch_size: int = DEFAULT_BATCH_SIZE,
+                       c: np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
                        devices: Sequence[jax.Device] | None = None) -> Iterator[np.ndarray]:
     """Renders z [N, z_dim] straight to uint8 NHWC images, lazily, with a generator without a w space (R3GAN)."""
     z = _latents(G, None, z)
-    c = class_labels(G.c_dim, class_idx, len(z))
+    c = conditioning(G.c_dim, len(z), class_idx, c)
     return map_chunks(_direct, variables, [z, c], batch_size, devices, dict(G=static_module(G)))
 
 
@@ -98,10 +100,11 @@ def iter_images(G: nn.Module, variables: Any, ws: np.ndarray, *, noise_mode: str
 def generate_images(G: nn.Module, variables: Any, seeds: Sequence[int] | None = None, *,
                     z: np.ndarray | None = None, ws: np.ndarray | None = None, truncation_psi: float = 1.0,
                     truncation_cutoff: int | None = None, class_idx: int | None = None,
-                    noise_mode: str = "const", translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0,
-                    noise_seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
+                    c: np.ndarray | None = None, noise_mode: str = "const",
+                    translate: Sequence[float] = (0.0, 0.0), rotate: float = 0.0, noise_seed: int = 0, batch_size: int = DEFAULT_BATCH_SIZE,
                     devices: Sequence[jax.Device] | None = None) -> np.ndarray:
-    """uint8 NHWC images of seeds, z or ws (exactly one), like the official gen_images.py renders them."""
+    """uint8 NHWC images of seeds, z or ws (exactly one), like the official gen_images.py renders them; the
+    conditioning is the one-hot `class_idx` or `c` as given (one row or one per image)."""
     if sum(x is not None for x in (seeds, z, ws)) != 1:
         raise ValueError("give exactly one of seeds, z and ws")
     if noise_mode not in NOISE_MODES:
@@ -110,11 +113,11 @@ def generate_images(G: nn.Module, variables: Any, seeds: Sequence[int] | None = 
         if ws is not None:
             require_w_space(G, "rendering ws")
         check_latent_only_options(G, truncation_psi, truncation_cutoff, translate, rotate)
-        chunks = iter_images_from_z(G, variables, _latents(G, seeds, z), class_idx=class_idx, batch_size=batch_size,
-                                    devices=devices)
+        chunks = iter_images_from_z(G, variables, _latents(G, seeds, z), class_idx=class_idx, c=c,
+                                    batch_size=batch_size, devices=devices)
         return np.concatenate(list(chunks))
     if ws is None:
-        ws = compute_ws(G, variables, seeds, z=z, class_idx=class_idx, truncation_psi=truncation_psi,
+        ws = compute_ws(G, variables, seeds, z=z, class_idx=class_idx, c=c, truncation_psi=truncation_psi,
                         truncation_cutoff=truncation_cutoff, batch_size=batch_size, devices=devices)
     chunks = iter_images(G, variables, ws, noise_mode=noise_mode, translate=translate, rotate=rotate,
                          noise_seed=noise_seed, batch_size=batch_size, devices=devices)

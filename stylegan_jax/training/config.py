@@ -396,8 +396,8 @@ def _check_stylegan_t(config: ml_collections.ConfigDict) -> None:
          "must be >= 0, and 0 without captions (guidance compares images with their captions)"),
         ("text.num_res_blocks", t.num_res_blocks >= 1, "must be >= 1"),
         ("text.p_crop", 0 <= t.p_crop <= 1, "must lie in [0, 1]"),
-        ("metrics", not config.metrics, "must be empty with model.arch 'stylegan_t' (no caption-conditioned "
-         "metric is wired up yet)"),
+        ("metrics", not any(name.startswith("eq") for name in config.metrics),
+         "cannot hold equivariance metrics for StyleGAN-T (its synthesis has no input transform)"),
         ("augment.mode", config.augment.mode == "none", "must be 'none' with model.arch 'stylegan_t' (its "
          "discriminator applies DiffAugment itself)"),
         ("freeze_d", config.freeze_d == 0, "must be 0 with model.arch 'stylegan_t' (its DINO backbone is frozen)"),
@@ -658,7 +658,7 @@ def text_embed_dim(config: ml_collections.ConfigDict) -> int:
     from stylegan_jax.perceptual import clip_text
 
     t = config.text
-    return int(t.clip_sizes[3]) if t.clip_sizes else clip_text.PRESETS[t.clip].embed_dim
+    return clip_text.text_config(t.clip, tuple(t.clip_sizes)).embed_dim
 
 
 def _r3gan_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int | list[int], dtype: str | None):

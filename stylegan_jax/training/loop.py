@@ -236,7 +236,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
         if config.metrics and stopping:
             monitor.log(f"Stop requested: skipped the metrics of step {step} ({', '.join(config.metrics)})")
         elif config.metrics:
-            monitor.write_metrics(_run_metrics(config, G, state.g_ema), nimg)
+            monitor.write_metrics(_run_metrics(config, G, state.g_ema, trainer.prompt_encoder(state)), nimg)
 
     step, nimg = int(state.step), int(state.nimg)
     batches = dataset.iterate(start_batch=step * trainer.batches_per_step)
@@ -306,14 +306,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     return state
 
 
-def _run_metrics(config, G, g_ema_vars) -> dict[str, Any]:
+def _run_metrics(config, G, g_ema_vars, prompts) -> dict[str, Any]:
     from stylegan_jax.eval import MetricOptions, run_metrics
     from stylegan_jax.eval.inputs import dataset_source, generator_source
 
     # Host copies, placed on every device by the metric maps: generation and feature extraction are
     # sharded over all devices of all processes, and every process gets every row back.
     weights = {key: path or None for key, path in config.metric_weights.items()}
-    options = MetricOptions(generator=generator_source(G, jax.device_get(g_ema_vars)),
+    options = MetricOptions(generator=generator_source(G, jax.device_get(g_ema_vars), prompts=prompts),
                             real=dataset_source(config.dataset),
                             seed=config.seed, inception_weights=weights["inception"],
                             lpips_weights=weights["lpips"], vgg16_weights=weights["vgg16"])

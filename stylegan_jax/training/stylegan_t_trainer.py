@@ -29,12 +29,10 @@ from stylegan_jax.networks.stylegan_t import normalize_text_embedding
 from stylegan_jax.networks.stylegan_t_d import INPUT_SIZE, load_dino_variables
 from stylegan_jax.perceptual import clip_image, clip_text
 from stylegan_jax.perceptual.clip_guidance import clip_guidance_loss
+from stylegan_jax.sampling.prompts import PromptEncoder
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training.projected_trainer import ProjectedTrainer, hinge_g_loss
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Phase, Trainer, kept_collection
-
-SIZED_PATCH_SIZE = 32  # the image tower's patches with text.clip_sizes (ViT-B/32's)
-
 
 class TextTowers(NamedTuple):
     """The frozen networks around StyleGAN-T: CLIP's text tower (and its image tower, for guidance when
@@ -50,13 +48,8 @@ class TextTowers(NamedTuple):
 def text_towers(preset: str, sizes: tuple[int, ...], clip_weights: str, dino_weights: str,
                 clip_weight: float) -> TextTowers:
     """The towers of a CLIP preset, or of (width, heads, layers, embed_dim) `sizes` (image: 32-px patches)."""
-    text, image = clip_text.PRESETS[preset], clip_image.PRESETS[preset]
-    if sizes:
-        width, heads, layers, embed_dim = (int(v) for v in sizes)
-        text = clip_text.CLIPTextConfig(width=width, heads=heads, layers=layers, embed_dim=embed_dim)
-        image = clip_image.CLIPImageConfig(width=width, heads=heads, layers=layers, patch_size=SIZED_PATCH_SIZE,
-                                           embed_dim=embed_dim)
-    return TextTowers(text, image, clip_weights, dino_weights, clip_weight)
+    return TextTowers(clip_text.text_config(preset, sizes), clip_image.image_config(preset, sizes), clip_weights,
+                      dino_weights, clip_weight)
 
 
 class StyleGANTTrainer(ProjectedTrainer):
@@ -115,6 +108,12 @@ class StyleGANTTrainer(ProjectedTrainer):
     def generator_conditioning(self, state: TrainState, labels: Any) -> jax.Array:
         """G's c for dataset labels: the embedding of the captions they hold."""
         return self._embed(state.d, jnp.asarray(labels))
+
+    def prompt_encoder(self, state: TrainState) -> PromptEncoder | None:
+        """The frozen text tower with its weights, for caption-conditioned metrics (None without captions)."""
+        if not self.G.c_dim:
+            return None
+        return PromptEncoder(self.text_tower, jax.device_get(state.d["frozen"]["clip_text"]))
 
     def sample_draws(self, key: jax.Array, phase: Phase, batch: int) -> dict[str, Any]:
         """The projected trainer's draws plus the CLIP guidance crop of G's phase."""

@@ -204,6 +204,10 @@ class Trainer:
         del state
         return labels
 
+    def prompt_encoder(self, state: TrainState) -> Any:
+        """The metrics' caption embedder (sampling.prompts.PromptEncoder) of a text-conditional G, else None."""
+        del state
+
     @property
     def rotation(self) -> RotationConfig:
         """The SS-GAN rotation loss's settings (off without a LossConfig)."""
