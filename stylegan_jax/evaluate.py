@@ -123,7 +123,8 @@ def _metrics_command(args: argparse.Namespace) -> list[dict]:
     if is_text_conditional(G):  # fakes take captions drawn from the dataset, embedded by the run's text tower
         prompts = prompt_encoder(args.workdir or args.network, args.step, args.clip, args.clip_model)
     real = dataset_source(data_cfg, args.batch)
-    options = MetricOptions(generator=generator_source(G, variables, args.batch, prompts), real=real, seed=args.seed,
+    options = MetricOptions(generator=generator_source(G, variables, args.batch, prompts=prompts), real=real,
+                            seed=args.seed,
                             batch_size=args.batch, inception_weights=args.inception, lpips_weights=args.lpips,
                             vgg16_weights=args.vgg16)
     finished = []

@@ -88,7 +88,7 @@ def test_each_metric_is_written_before_the_next_starts(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loading, "load_generator", lambda path, step: (G(), {}))
     monkeypatch.setattr(inputs, "dataset_source", lambda cfg, batch: None)
-    monkeypatch.setattr(inputs, "generator_source", lambda G, variables, batch: None)
+    monkeypatch.setattr(inputs, "generator_source", lambda G, variables, batch, prompts=None: None)
     monkeypatch.setattr(sg_eval, "run_metrics", run_metrics)
     argv = ["--metrics=fid1k_full,kid1k_full", "--network=G.pkl", f"--data={tmp_path}", f"--out={out}"]
     assert evaluate.main(argv) == 0
@@ -115,7 +115,7 @@ def test_progress_lines_are_printed_and_ctrl_c_keeps_the_finished_metrics(tmp_pa
 
     monkeypatch.setattr(loading, "load_generator", lambda path, step: (G(), {}))
     monkeypatch.setattr(inputs, "dataset_source", lambda cfg, batch: None)
-    monkeypatch.setattr(inputs, "generator_source", lambda G, variables, batch: None)
+    monkeypatch.setattr(inputs, "generator_source", lambda G, variables, batch, prompts=None: None)
     monkeypatch.setattr(sg_eval, "run_metrics", run_metrics)
     out = tmp_path / "metrics.jsonl"
     argv = ["--metrics=fid1k_full,kid1k_full,is1k", "--network=G.pkl", f"--data={tmp_path}", f"--out={out}"]
