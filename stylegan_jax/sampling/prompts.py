@@ -37,7 +37,7 @@ class PromptEncoder:
 
     def embed_tokens(self, params: Any, tokens: jax.Array) -> jax.Array:
         """Unit embeddings of token ids [N, context_length] (any dtype, e.g. a dataset's float labels); traceable."""
-        return _embed_tokens(self.tower, params, tokens)
+        return embed_tokens(self.tower, params, tokens)
 
     def __call__(self, prompts: Sequence[str]) -> np.ndarray:
         from stylegan_jax.perceptual.clip_tokenizer import tokenize
@@ -45,11 +45,12 @@ class PromptEncoder:
         return np.asarray(_embed(self.tower, self.params, tokenize(list(prompts), self.context_length)))
 
 
-def _embed_tokens(tower: clip_text.CLIPTextTower, params: Any, tokens: jax.Array) -> jax.Array:
+def embed_tokens(tower: clip_text.CLIPTextTower, params: Any, tokens: jax.Array) -> jax.Array:
+    """The unit-length text embeddings [N, embed_dim] that condition StyleGAN-T, of token ids [N, context_length]."""
     return stylegan_t.normalize_text_embedding(tower.apply({"params": params}, jnp.asarray(tokens).astype(jnp.int32)))
 
 
-_embed = jax.jit(_embed_tokens, static_argnums=0)
+_embed = jax.jit(embed_tokens, static_argnums=0)
 
 
 def prompt_encoder(network: str | os.PathLike, step: int | None = None, clip: str | os.PathLike | None = None,
@@ -61,8 +62,10 @@ def prompt_encoder(network: str | os.PathLike, step: int | None = None, clip: st
             raise ValueError(f"CLIP model must be one of {sorted(clip_text.PRESETS)}, got {clip_model!r}")
         tower, variables = clip_text.load_clip_text(clip, clip_model)
         return PromptEncoder(tower, variables["params"])
+    from stylegan_jax import checkpoint
+
     path = pathlib.Path(network).expanduser()
-    if not path.is_dir() or not (path / "checkpoints").is_dir():
+    if not path.is_dir() or not (path / checkpoint.CHECKPOINT_DIR).is_dir():
         raise ValueError(f"prompts need CLIP's text tower: give the CLIP weights file, or a StyleGAN-T training run "
                          f"folder as the network (not {os.fspath(network)!r})")
     from stylegan_jax import checkpoint

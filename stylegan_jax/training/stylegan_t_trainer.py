@@ -25,11 +25,10 @@ from flax import linen as nn
 from jax.sharding import Mesh
 
 from stylegan_jax.networks import feature_nets
-from stylegan_jax.networks.stylegan_t import normalize_text_embedding
 from stylegan_jax.networks.stylegan_t_d import INPUT_SIZE, load_dino_variables
 from stylegan_jax.perceptual import clip_image, clip_text
 from stylegan_jax.perceptual.clip_guidance import clip_guidance_loss
-from stylegan_jax.sampling.prompts import PromptEncoder
+from stylegan_jax.sampling.prompts import PromptEncoder, embed_tokens
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training.projected_trainer import ProjectedTrainer, hinge_g_loss
 from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Phase, Trainer, kept_collection
@@ -102,8 +101,7 @@ class StyleGANTTrainer(ProjectedTrainer):
         without text conditioning)."""
         if not self.G.c_dim:
             return labels
-        weights = jax.lax.stop_gradient(d_vars["frozen"]["clip_text"])
-        return normalize_text_embedding(self.text_tower.apply({"params": weights}, labels.astype(jnp.int32)))
+        return embed_tokens(self.text_tower, jax.lax.stop_gradient(d_vars["frozen"]["clip_text"]), labels)
 
     def generator_conditioning(self, state: TrainState, labels: Any) -> jax.Array:
         """G's c for dataset labels: the embedding of the captions they hold."""
