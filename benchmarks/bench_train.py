@@ -2,7 +2,9 @@
 phase (cold, and again with JAX's persistent compilation cache warm), XLA's memory analysis, FLOPs per
 image from XLA's cost analysis, then images/s and s/kimg over full iterations (Gmain, Greg, Dmain, Dreg
 in their official proportions and the G EMA) against the official 8-GPU s/kimg scaled per device, the
-achieved TFLOP/s and the MFU. Images are synthetic (no input pipeline); one row per config.
+achieved TFLOP/s and the MFU, and the config's ADA augmentation alone (forward and backward with respect
+to one real batch at p 0.6) next to the iteration's time. Images are synthetic (no input pipeline); one
+row per config.
 
     python benchmarks/bench_train.py --quick                       # the small configs (CI, CPU)
     python benchmarks/bench_train.py --configs sg2_1024,sg3t_1024 [--batch-per-device 4]
@@ -29,17 +31,20 @@ import numpy as np
 from jax.sharding import Mesh
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from common import print_header, print_row  # noqa: E402
+from common import print_header, print_row, time_compiled  # noqa: E402
 from train_presets import OFFICIAL_GPUS, PEAK_TFLOPS, PRESETS, ROOT, Preset, peak_tflops  # noqa: E402
 
+from stylegan_jax.augment import augment  # noqa: E402
 from stylegan_jax.convert.state_dict import build_network  # noqa: E402
 from stylegan_jax.training import config as config_lib  # noqa: E402
 from stylegan_jax.training.loop import make_trainer  # noqa: E402
+from stylegan_jax.training.trainer import to_float_images  # noqa: E402
 
 QUICK = ("tiny", "quickstart")
 HEADER = ["config", "devices", "batch", "dtype", "remat", "img/s", "s/kimg", "official s/kimg V100 / A100",
           "phase ms", "compile s (cold)", "compile s (warm cache)", "args MB", "outputs MB", "temps MB",
-          "peak MB", "GFLOP/img", "TFLOP/s", "MFU"]
+          "peak MB", "GFLOP/img", "TFLOP/s", "MFU", "augment ms fwd+bwd (% of iteration)"]
+AUGMENT_P = 0.6  # ADA's target for the sign of D's real logits: a p a run at its limit of data sees
 
 
 def build_config(preset: Preset, batch_per_device: int | None, devices: int, compute_dtype: str | None,
@@ -117,6 +122,17 @@ def time_iterations(trainer, state, images, labels, config, iterations: int) -> 
     return state, (time.perf_counter() - start) / iterations
 
 
+def time_augment(trainer, images, runs: int) -> float | None:
+    """Median ms of the trainer's augmentation, forward and backward with respect to `images` (one real
+    batch, as sharded in training) at p AUGMENT_P; None when the config does not augment."""
+    if not trainer.augment.active:
+        return None
+    spec = trainer.augment.spec
+    loss = lambda x, key: jnp.sum(augment(to_float_images(x), key, jnp.float32(AUGMENT_P), spec) ** 2)
+    _, ms = time_compiled(jax.grad(loss), images.astype(jnp.float32), jax.random.key(1), runs=runs)
+    return ms
+
+
 def schedule_period(trainer) -> int:
     """Iterations after which the phase pattern repeats (the lcm of the regularisation intervals)."""
     return int(np.lcm.reduce([phase.interval for phase in trainer.phases]))
@@ -166,6 +182,9 @@ def measure(preset: Preset, batch_per_device: int | None = None, devices: int | 
     if periods:
         state, seconds = time_iterations(trainer, state, images, labels, config, periods * schedule_period(trainer))
     row["images_per_s"] = batch / seconds
+    augment_ms = time_augment(trainer, images, runs)
+    if augment_ms is not None:
+        row["augment_ms"], row["augment_share"] = augment_ms, augment_ms / (seconds * 1e3)
     row["tflops"] = per_image * row["images_per_s"] / 1e12
     peak = peak or peak_tflops(chosen[0].device_kind)
     if peak:
@@ -190,7 +209,8 @@ def format_row(row: dict) -> list:
             _per_phase(row.get("phase_ms", {}), 0), _per_phase(row["compile_cold"], 1),
             _per_phase(row["compile_warm"], 1), row["args_mb"], row["outputs_mb"],
             f"{row['temps_mb']:.1f} ({row['temps_phase']})", row.get("peak_mb", "-"),
-            *(f"{row[key]:.3g}" if key in row else "-" for key in ("gflop_per_image", "tflops", "mfu"))]
+            *(f"{row[key]:.3g}" if key in row else "-" for key in ("gflop_per_image", "tflops", "mfu")),
+            f"{row['augment_ms']:.1f} ({row['augment_share']:.0%})" if "augment_ms" in row else "-"]
 
 
 def _commit() -> str:

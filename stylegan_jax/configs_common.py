@@ -55,6 +55,7 @@ def stylegan2019_config(variant: str = "") -> ml_collections.ConfigDict:
     c.progressive.training_kimg = 600.0
     c.progressive.transition_kimg = 600.0
     c.progressive.lr_by_resolution = ((128, 0.0015), (256, 0.002), (512, 0.003), (1024, 0.003))
+    c.progressive.batch_by_resolution = ((8, 256), (16, 128), (32, 64), (64, 32))  # the official minibatch_dict
     if variant == "":
         c.total_kimg = 25000.0
         c.metrics = ("fid50k_full",)
@@ -79,4 +80,5 @@ def stylegan2019_config(variant: str = "") -> ml_collections.ConfigDict:
     c.ema_kimg = 1.0
     c.progressive.training_kimg = 2.0
     c.progressive.transition_kimg = 2.0
+    c.progressive.batch_by_resolution = ((8, 64), (16, 32))  # the official pattern: twice the batch per level down
     return c

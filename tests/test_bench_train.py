@@ -38,6 +38,7 @@ def test_tiny_config_row_has_every_column():
     assert all(seconds > 0 for seconds in row["compile_cold"].values())
     assert row["images_per_s"] > 0 and row["temps_mb"] > 0 and row["args_mb"] > 0
     assert row["gflop_per_image"] > 0 and row["tflops"] > 0 and 0 < row["mfu"] < 1
+    assert row["augment_ms"] > 0 and row["augment_share"] > 0  # the tiny config runs ADA
     cells = bench_train.format_row(row)
     assert len(cells) == len(bench_train.HEADER)
     assert all(not (isinstance(c, float) and math.isnan(c)) for c in cells)

@@ -47,7 +47,7 @@ def test_helpers_on_local_and_remote_paths(tmp_path, ram_root):
 
 def test_training_outputs_can_be_written_to_a_remote_workdir(ram_root):
     fileio.makedirs(ram_root)
-    monitor = Monitor(ram_root, batch_size=4)
+    monitor = Monitor(ram_root)
     monitor.log("hello")
     monitor.tick(8, {"loss/G": np.float32(1.5)}, skipped=0)
     monitor.write_metrics({"fid": 12.5}, 8)

@@ -39,6 +39,7 @@ def _tiny(step: str = "a_stylegan.py", **overrides):
     c.model.z_dim = c.model.w_dim = 16
     c.model.channel_base, c.model.channel_max = 128, 16
     c.progressive.training_kimg, c.progressive.transition_kimg = 0.016, 0.032  # 2 steps, then a 4-step fade
+    c.progressive.batch_by_resolution = ()  # batch 8 at every level
     c.total_kimg = 0.064
     c.snapshot_kimg = c.tick_kimg = 0.032
     c.grid_size = (2, 2)
@@ -52,6 +53,25 @@ def test_config_errors_name_the_key():
         config_lib.validate_config(_tiny(**{"progressive.initial_resolution": 32}), 1)
     with pytest.raises(ValueError, match="square dataset.resolution"):
         config_lib.validate_config(_tiny(**{"dataset.resolution": "16x32"}), 1)
+    with pytest.raises(ValueError, match=r"config.progressive.batch_by_resolution the batch at 8 px must be a "
+                                         r"positive multiple of the 8 devices, got \(\(8, 12\),\)"):
+        config_lib.validate_config(_tiny(**{"progressive.batch_by_resolution": ((8, 12),)}), 8)
+    with pytest.raises(ValueError, match=r"config.model.mbstd_group_size must divide the batch at 8 px "
+                                         r"\(progressive.batch_by_resolution\), got 4"):
+        config_lib.validate_config(_tiny(**{"progressive.batch_by_resolution": ((8, 6),)}), 1)
+    with pytest.raises(ValueError, match="batch_by_resolution needs progressive growing"):
+        config_lib.validate_config(_tiny(**{"progressive.initial_resolution": 0,
+                                            "progressive.batch_by_resolution": ((8, 16),)}), 1)
+
+
+def test_each_level_trains_at_its_own_batch_size():
+    config = _tiny(**{"progressive.batch_by_resolution": ((8, 16), (4, 64))})  # 4 px is not a level: ignored
+    assert config_lib.data_batch_size(config) == 8
+    (g_name, g_kwargs), (d_name, d_kwargs) = config_lib.network_specs(config, c_dim=0, img_channels=1)
+    trainer = make_trainer(config, build_network(g_name, g_kwargs), build_network(d_name, d_kwargs))
+    # 8x8 (lod 1) for 16 images, then 16x16 fades in: the official minibatch of the schedule's level.
+    assert [trainer.step_batch_size(nimg) for nimg in (0, 16, 17, 32, 64)] == [16, 16, 8, 8, 8]
+    assert trainer.level_trainer(8).batch_size == 16 and trainer.batch_size == 8
 
 
 @pytest.fixture(scope="module")
@@ -112,17 +132,31 @@ def test_reals_are_reduced_to_the_level_and_faded():
 
 
 @pytest.mark.slow
-def test_resume_mid_fade_continues_at_the_same_lod(tmp_path):
-    config = _tiny(**{"total_kimg": 0.040})
+def test_resume_mid_fade_continues_at_the_same_lod(tmp_path, monkeypatch):
+    """With per-level batches (16 at 8x8, 8 at 16x16): the lod, the image count and the data continue."""
+    from stylegan_jax.data import open_dataset
+    from stylegan_jax.training import loop
+
+    taken = []
+    take = loop._take
+    monkeypatch.setattr(loop, "_take", lambda batches, count: taken.append(take(batches, count)) or taken[-1])
+    config = _tiny(**{"total_kimg": 0.040, "progressive.batch_by_resolution": ((8, 16),)})
     first = train_and_evaluate(config, str(tmp_path))
     schedule = config_lib.growth_schedule(config)
+    # Steps at 0 and 16 images take 16 (8x8), the one at 32 takes 8 (16x16 fading in): 40 images.
+    assert [len(batch["image"]) for batch in taken] == [16, 16, 8] and int(first.nimg) == 40
     assert 0 < float(first.d["buffers"]["lod"]) < 1  # stopped mid-fade
     assert float(first.d["buffers"]["lod"]) == pytest.approx(schedule.lod(32))
     config.total_kimg = 0.064
     resumed = train_and_evaluate(config, str(tmp_path))
-    assert "Resumed from step 5" in (tmp_path / "log.txt").read_text()
+    assert "Resumed from step 3 (0.040 kimg" in (tmp_path / "log.txt").read_text()
+    assert int(resumed.step) == 6 and int(resumed.nimg) == 64
     assert float(resumed.g["buffers"]["synthesis"]["lod"]) == pytest.approx(schedule.lod(56))
     assert len(list(tmp_path.glob("fakes_kimg*.png"))) >= 2
+    # Both runs together saw the dataset's first 64 images in order: the resumed run went on where the first stopped.
+    stream = open_dataset(config.dataset, seed=config.seed, batch_size=8).iterate(start_batch=0)
+    expected = np.concatenate([next(stream)["image"] for _ in range(8)])
+    np.testing.assert_array_equal(np.concatenate([batch["image"] for batch in taken]), expected)
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -142,8 +176,9 @@ def test_evolution_steps_differ_in_exactly_their_step(step):
         "b_weight_demodulation": {"model.arch", "model.g_architecture", "model.d_architecture"},
         "c_lazy_regularization": {"loss.g_reg_interval", "loss.d_reg_interval"},
         "d_path_length": {"loss.pl_weight"},
-        "e_no_growing": {"progressive.initial_resolution", "progressive.lr_by_resolution", "model.g_architecture",
-                         "model.d_architecture", "optimizer.g_lr", "optimizer.d_lr"},
+        "e_no_growing": {"progressive.initial_resolution", "progressive.lr_by_resolution",
+                         "progressive.batch_by_resolution", "model.g_architecture", "model.d_architecture",
+                         "optimizer.g_lr", "optimizer.d_lr"},
         "f_large_networks": {"model.channel_base", "model.channel_max"},
     }[step]
     assert changed == expected

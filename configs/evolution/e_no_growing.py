@@ -6,7 +6,7 @@ from stylegan_jax.configs_common import sibling_config
 def get_config(variant=""):
     c = sibling_config(__file__, "d_path_length.py", variant)
     c.progressive.initial_resolution = 0
-    c.progressive.lr_by_resolution = ()
+    c.progressive.lr_by_resolution = c.progressive.batch_by_resolution = ()
     c.model.g_architecture, c.model.d_architecture = "skip", "resnet"
     c.optimizer.g_lr = c.optimizer.d_lr = 0.002
     if variant == "":

@@ -81,6 +81,7 @@ def default_config() -> ml_collections.ConfigDict:
         training_kimg=600.0,              # lod_training_kimg: images at each level before the next fades in
         transition_kimg=600.0,            # lod_transition_kimg: length of each fade-in
         lr_by_resolution=(),              # ((resolution, lr), ...): G and D learning rate at those levels
+        batch_by_resolution=(),           # ((resolution, batch), ...): images per iteration there (else batch_size)
         reset_optimizer=True,             # reset Adam's moments when a fade-in starts and ends (official)
     ))
 
@@ -240,8 +241,10 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         raise ValueError(f"unknown config key(s): {', '.join(unknown)}")
     validate_dataset_config(config.dataset)
     checks = [
-        ("batch_size", config.batch_size > 0 and config.batch_size % num_devices == 0,
-         f"must be a positive multiple of the {num_devices} devices"),
+        *_batch_checks(config, "batch_size", "batch_size", config.batch_size, num_devices),
+        *(check for resolution, batch in config.progressive.batch_by_resolution
+          for check in _batch_checks(config, "progressive.batch_by_resolution", f"the batch at {resolution} px",
+                                     batch, num_devices)),
         ("total_kimg", config.total_kimg > 0, "must be positive"),
         ("snapshot_kimg", config.snapshot_kimg > 0, "must be positive"),
         ("tick_kimg", config.tick_kimg > 0, "must be positive"),
@@ -256,8 +259,6 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("optimizer.nonfinite_grads", config.optimizer.nonfinite_grads in NONFINITE_RULES,
          f"must be one of {NONFINITE_RULES}"),
         ("freeze_d", config.freeze_d >= 0, "must be >= 0"),
-        ("loss.pl_batch_shrink", 1 <= config.loss.pl_batch_shrink <= config.batch_size,
-         "must be between 1 and batch_size"),
         *((f"model.{key}", config.model[key] >= 1, "must be >= 1")
           for key in ("z_dim", "w_dim", "map_layers", "channel_base", "channel_max")),
         *((f"model.{key}", config.model[key] >= 0, "must be >= 0")
@@ -267,9 +268,6 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("model.g_architecture", config.model.g_architecture in ARCHITECTURES, f"must be one of {ARCHITECTURES}"),
         ("model.d_architecture", config.model.d_architecture in ARCHITECTURES, f"must be one of {ARCHITECTURES}"),
         ("model.magnitude_ema_beta", config.model.magnitude_ema_beta < 1, "must be < 1 (negative: the official value)"),
-        ("model.mbstd_group_size", config.model.mbstd_group_size >= 1
-         and config.batch_size % min(config.model.mbstd_group_size, config.batch_size) == 0,
-         "must divide batch_size"),
     ]
     for key, ok, message in checks:
         if not ok:
@@ -289,6 +287,22 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         raise ValueError(f"config.augment.mode 'scheduled' follows R3GAN's schedule; model.arch is "
                          f"{config.model.arch!r} (use 'ada' or 'fixed')")
     _check_metrics(list(config.metrics), config.metric_weights)
+
+
+def _batch_checks(config: ml_collections.ConfigDict, key: str, what: str, batch: Any, num_devices: int) -> list:
+    """(key, ok, message) of what a batch size (`what`, set by `key`) must allow: the devices, the
+    path-length batch and the minibatch-stddev groups."""
+    named = "" if key == what else f"{what} "
+    if not isinstance(batch, int) or batch <= 0 or batch % num_devices:
+        return [(key, False, f"{named}must be a positive multiple of the {num_devices} devices")]
+    group, where = config.model.mbstd_group_size, what if key == what else f"{what} ({key})"
+    return [("loss.pl_batch_shrink", 1 <= config.loss.pl_batch_shrink <= batch, f"must be between 1 and {where}"),
+            ("model.mbstd_group_size", group >= 1 and batch % min(group, batch) == 0, f"must divide {where}")]
+
+
+def data_batch_size(config: ml_collections.ConfigDict) -> int:
+    """The batch the dataset serves: every iteration's batch (per-level ones included) is a multiple of it."""
+    return int(np.gcd.reduce([config.batch_size, *(batch for _, batch in config.progressive.batch_by_resolution)]))
 
 
 def _check_projected(config: ml_collections.ConfigDict) -> None:
@@ -459,6 +473,9 @@ def growth_schedule(config: ml_collections.ConfigDict):
     g, m = config.progressive, config.model
     progressive_nets = m.g_architecture == m.d_architecture == "progressive"
     if g.initial_resolution == 0:
+        if g.batch_by_resolution:
+            raise ValueError("config.progressive.batch_by_resolution needs progressive growing "
+                             "(progressive.initial_resolution > 0)")
         return None
     resolution = normal_resolution(config.dataset.resolution)
     if isinstance(resolution, tuple):
@@ -472,7 +489,8 @@ def growth_schedule(config: ml_collections.ConfigDict):
                          f"{g.training_kimg}, {g.transition_kimg}")
     try:
         return GrowthSchedule(resolution, int(g.initial_resolution), float(g.training_kimg), float(g.transition_kimg),
-                              tuple((int(res), float(lr)) for res, lr in g.lr_by_resolution))
+                              tuple((int(res), float(lr)) for res, lr in g.lr_by_resolution),
+                              tuple((int(res), int(batch)) for res, batch in g.batch_by_resolution))
     except ValueError as e:
         raise ValueError(f"config.progressive.initial_resolution: {e}") from None
 

@@ -77,8 +77,14 @@ def _open_dataset(config, seed: int):
     tokenize = None
     if config.dataset.captions:
         from stylegan_jax.perceptual.clip_tokenizer import tokenize
-    return open_dataset(config.dataset, seed=seed, batch_size=config.batch_size, tokenize=tokenize,
+    return open_dataset(config.dataset, seed=seed, batch_size=config_lib.data_batch_size(config), tokenize=tokenize,
                         process_index=jax.process_index(), process_count=jax.process_count())
+
+
+def _take(batches, count: int) -> dict[str, np.ndarray]:
+    """The next `count` batches of the dataset as one."""
+    parts = [next(batches) for _ in range(count)]
+    return parts[0] if count == 1 else {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) -> tuple[TrainState, list[str]]:
@@ -187,7 +193,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     config_lib.validate_config(config, jax.device_count())
     started = time.time()
     fileio.makedirs(workdir)
-    monitor = Monitor(workdir, config.batch_size)
+    monitor = Monitor(workdir)
     monitor.record(f"Config: {config.to_json(indent=2, sort_keys=True)}")
     monitor.log(narration.scanning_line(config.dataset))
     dataset = _open_dataset(config, config.seed)
@@ -239,8 +245,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
             monitor.write_metrics(_run_metrics(config, G, state.g_ema, trainer.prompt_encoder(state)), nimg)
 
     step, nimg = int(state.step), int(state.nimg)
-    batches = dataset.iterate(start_batch=step * trainer.batches_per_step)
-    local_batch = config.batch_size // jax.process_count()
+    data_batch = config_lib.data_batch_size(config)  # every iteration takes whole dataset batches
+    batches = dataset.iterate(start_batch=nimg // data_batch * trainer.batches_per_step)
+    local_batch = data_batch // jax.process_count()
     if step == 0 and jax.process_index() == 0:
         first = itertools.islice(dataset.iterate(start_batch=0), -(-cols * rows // local_batch))
         reals = np.concatenate([batch["image"] for batch in first])[:cols * rows]
@@ -263,16 +270,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> Train
     monitor.log(f"Compiling the training phases ({phase_names}) and running the first iteration ...")
     try:
         while nimg < total_nimg:
-            reals = [next(batches) for _ in range(trainer.batches_per_step)]
+            batch_size = trainer.step_batch_size(nimg)
+            reals = [_take(batches, batch_size // data_batch) for _ in range(trainer.batches_per_step)]
             rng = label_rng(step)
-            gen_c = tuple(trainer.shard_batch(_local_slice(_generator_labels(dataset, config.batch_size, rng)))
+            gen_c = tuple(trainer.shard_batch(_local_slice(_generator_labels(dataset, batch_size, rng)))
                           for _ in trainer.phases)
             state, metrics = trainer.train_step(
                 state, step, nimg, tuple(trainer.shard_batch(batch["image"]) for batch in reals),
                 tuple(trainer.shard_batch(batch["label"]) for batch in reals), gen_c,
                 config.ema_kimg, config_lib.ema_rampup(config))
             latest.update(metrics)
-            step, nimg = step + 1, nimg + config.batch_size
+            step, nimg = step + 1, nimg + batch_size
             if step == first_step + 1:
                 jax.block_until_ready(metrics)
                 monitor.log(f"First iteration done {time.time() - started:.0f} s after the start; a progress line "

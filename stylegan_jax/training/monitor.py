@@ -25,9 +25,9 @@ def _memory_gib() -> tuple[float, float]:
 class Monitor:
     """Writes the periodic progress line, TensorBoard scalars and metric results of a run."""
 
-    def __init__(self, workdir: str, batch_size: int):
+    def __init__(self, workdir: str):
         self.active = jax.process_index() == 0
-        self.workdir, self.batch_size = workdir, batch_size
+        self.workdir = workdir
         self._writer = None
         self._log = fileio.open_file(fileio.join(workdir, "log.txt"), "a") if self.active else None
         self._start_time = self._tick_time = time.time()

@@ -1,7 +1,8 @@
 """Progressive growing (the 2019 StyleGAN and the StyleGAN2 paper's configs A-D) on the shared Trainer.
 
 The level of detail (lod) follows the official schedule of images shown: each level trains for
-`training_kimg`, then the next one fades in over `transition_kimg`. Every level is a `Trainer` of
+`training_kimg`, then the next one fades in over `transition_kimg`, with the level's own batch size
+and learning rate where the schedule names them (the official minibatch and lrate dicts). Every level is a `Trainer` of
 networks built up to that level (`level_resolution`), so each level compiles once; within a level
 the fade is the traced 'lod' buffer of G and D, which the state (and so every checkpoint) holds.
 Real images arrive at full resolution and are reduced on the device to the level, as the official
@@ -23,7 +24,7 @@ from stylegan_jax.networks.stylegan2 import block_resolutions
 from stylegan_jax.ops.progressive import downscale_box, level_lod, upscale_nearest
 from stylegan_jax.train_state import TrainState
 from stylegan_jax.training import draws as draws_lib
-from stylegan_jax.training.trainer import Trainer, to_float_images
+from stylegan_jax.training.trainer import LossConfig, OptimizerConfig, Trainer, to_float_images
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,7 @@ class GrowthSchedule:
     training_kimg: float = 600.0
     transition_kimg: float = 600.0
     lr_by_resolution: tuple[tuple[int, float], ...] = ()  # the official G_lrate_dict / D_lrate_dict
+    batch_by_resolution: tuple[tuple[int, int], ...] = ()  # the official minibatch_dict (minibatch_size_dict)
 
     def __post_init__(self):
         if not 4 <= self.initial_resolution <= self.full_resolution or \
@@ -56,6 +58,10 @@ class GrowthSchedule:
         """The resolution a step at `lod` trains (the higher one during a fade)."""
         return self.full_resolution >> math.floor(lod)
 
+    def batch_size(self, level: int, base: int) -> int:
+        """The images per iteration at `level`: the schedule's entry for it, else `base`."""
+        return dict(self.batch_by_resolution).get(level, base)
+
     @property
     def resolutions(self) -> list[int]:
         """Every level, from the initial resolution up."""
@@ -72,11 +78,14 @@ def _with_lod(variables: dict, lod: jax.Array) -> dict:
 
 
 class _LevelTrainer(Trainer):
-    """The phases at one level: networks up to `level` pixels, reals reduced and faded to it."""
+    """The phases at one level: networks up to `level` pixels, the level's batch size, reals reduced
+    and faded to it."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, *args, growth: GrowthSchedule, level: int, **kwargs):
+    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, optim: OptimizerConfig, batch_size: int, *,
+                 growth: GrowthSchedule, level: int, **kwargs):
         self.growth, self.level = growth, level
-        super().__init__(G.clone(level_resolution=level), D.clone(level_resolution=level), *args, **kwargs)
+        super().__init__(G.clone(level_resolution=level), D.clone(level_resolution=level), loss, optim,
+                         growth.batch_size(level, batch_size), **kwargs)
 
     def _prepare_reals(self, state: TrainState, real_img: jax.Array) -> jax.Array:
         """The official reals at this level: box-reduced and rounded (the dataset's lower levels),
@@ -107,12 +116,13 @@ class _LevelTrainer(Trainer):
 
 class ProgressiveTrainer(_LevelTrainer):
     """Trains G and D with progressive growing; is itself the full-resolution level and runs each
-    step on the level the schedule gives, resetting Adam when a fade starts or ends (official)."""
+    step on the level the schedule gives, resetting Adam when a fade starts or ends (official).
+    `batch_size` is the batch of the levels the schedule gives none (the official minibatch base)."""
 
-    def __init__(self, G: nn.Module, D: nn.Module, *args, growth: GrowthSchedule, reset_optimizer: bool = True,
-                 **kwargs):
-        super().__init__(G, D, *args, growth=growth, level=growth.full_resolution, **kwargs)
-        self._level_args = (G, D, args, kwargs)
+    def __init__(self, G: nn.Module, D: nn.Module, loss: LossConfig, optim: OptimizerConfig, batch_size: int, *,
+                 growth: GrowthSchedule, reset_optimizer: bool = True, **kwargs):
+        super().__init__(G, D, loss, optim, batch_size, growth=growth, level=growth.full_resolution, **kwargs)
+        self._level_args = (G, D, (loss, optim, batch_size), kwargs)
         self.levels: dict[int, _LevelTrainer] = {growth.full_resolution: self}
         self.reset_optimizer = reset_optimizer
         self._previous_lod = -1.0  # as the official loop: Adam is reset at the first step of a run
@@ -128,6 +138,10 @@ class ProgressiveTrainer(_LevelTrainer):
             G, D, args, kwargs = self._level_args
             self.levels[level] = _LevelTrainer(G, D, *args, growth=self.growth, level=level, **kwargs)
         return self.levels[level]
+
+    def step_batch_size(self, nimg: int) -> int:
+        """The batch size of the level the schedule trains at `nimg` images."""
+        return self.level_trainer(self.growth.level(self.growth.lod(nimg))).batch_size
 
     def compile_phases(self, state: TrainState, image_shape: tuple[int, int, int], c_dim: int) -> None:
         """Compiles the phases of every level (multi-host runs compile before the first step)."""

@@ -213,6 +213,11 @@ class Trainer:
         """The SS-GAN rotation loss's settings (off without a LossConfig)."""
         return self.loss.rotation if self.loss is not None else RotationConfig()
 
+    def step_batch_size(self, nimg: int) -> int:
+        """The images the iteration starting at `nimg` takes per real batch (and generates per phase)."""
+        del nimg
+        return self.batch_size
+
     @property
     def batches_per_step(self) -> int:
         """Real batches one iteration consumes."""
