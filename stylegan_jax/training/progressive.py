@@ -2,11 +2,11 @@
 
 The level of detail (lod) follows the official schedule of images shown: each level trains for
 `training_kimg`, then the next one fades in over `transition_kimg`, with the level's own batch size
-and learning rate where the schedule names them (the official minibatch and lrate dicts). Every level is a `Trainer` of
-networks built up to that level (`level_resolution`), so each level compiles once; within a level
-the fade is the traced 'lod' buffer of G and D, which the state (and so every checkpoint) holds.
-Real images arrive at full resolution and are reduced on the device to the level, as the official
-dataset's lower levels and its fade between them.
+and learning rate where the schedule names them (the official minibatch and lrate dicts). Every
+level is a `Trainer` of networks built up to that level (`level_resolution`), so each level
+compiles once; within a level the fade is the traced 'lod' buffer of G and D, which the state (and
+so every checkpoint) holds. Real images arrive at full resolution and are reduced on the device to
+the level, as the official dataset's lower levels and its fade between them.
 """
 from __future__ import annotations
 
