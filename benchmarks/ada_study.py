@@ -4,11 +4,19 @@
     python -m stylegan_jax.main --config=configs/utkface32_ada_study.py:ada  --workdir=/tmp/study/ada
     python -m stylegan_jax.main --config=configs/utkface32_ada_study.py:none --workdir=/tmp/study/none
     python benchmarks/ada_study.py report --runs=/tmp/study/ada,/tmp/study/none --reference=/tmp/utk/reference
+    python benchmarks/ada_study.py overfit --runs=/tmp/study/ada,/tmp/study/none --train=/tmp/utk/train \
+        --heldout=/tmp/utk/reference --every-kimg=20
 
 `prepare` writes 2,000 training faces and 10,000 other faces (the FID reference) at 32x32.
 `report` computes FID (1,000 generated images of each snapshot's EMA generator against every
 reference image) with `stylegan_jax.evaluate`, and prints a Markdown table of FID and augment p
-per snapshot, and writes it to `ada_study.md` in the first run's folder.
+per snapshot, and writes it to `ada_study.md` in the first run's folder. Without `--reference` each
+run is compared with its own training data, e.g. the R3GAN/StyleGAN2 study on the digits:
+
+    python benchmarks/ada_study.py report --runs=/tmp/r3study/r3gan,/tmp/r3study/sg2 --every-kimg=5
+
+`overfit` prints D's mean logit and mean logit sign on the training images and on as many held-out
+images at each snapshot: the gap between the two grows as D memorises its training set.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import os
 import pathlib
 import subprocess
 import sys
+from typing import Callable
 
 import numpy as np
 
@@ -50,16 +59,17 @@ def _augment_p_by_kimg(run: pathlib.Path) -> dict[int, float]:
     return {e.step: float(np.asarray(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors("augment/p")}
 
 
-def _fid(run: pathlib.Path, step: int, reference: str, metric: str) -> float:
-    out = run / f"{metric}_{pathlib.Path(reference).name}_step{step}.jsonl"
+def _fid(run: pathlib.Path, step: int, reference: str | None, metric: str) -> float:
+    out = run / f"{metric}_{pathlib.Path(reference).name if reference else 'dataset'}_step{step}.jsonl"
     if not out.exists():
+        data = [f"--data={reference}"] if reference else []
         subprocess.run([sys.executable, "-m", "stylegan_jax.evaluate", f"--metrics={metric}", f"--workdir={run}",
-                        f"--step={step}", f"--data={reference}", f"--out={out}"], check=True)
+                        f"--step={step}", *data, f"--out={out}"], check=True)
     record = json.loads(out.read_text().splitlines()[-1])
     return float(next(iter(record["results"].values())))
 
 
-def report(runs: list[str], reference: str, metric: str, batch_size: int, every_kimg: int) -> str:
+def report(runs: list[str], reference: str | None, metric: str, batch_size: int, every_kimg: int) -> str:
     """FID and p per snapshot (every `every_kimg` kimg) of every run, as a Markdown table."""
     rows = {}
     for run in map(pathlib.Path, runs):
@@ -84,6 +94,50 @@ def report(runs: list[str], reference: str, metric: str, batch_size: int, every_
     return table
 
 
+def _load_images(folder: str, count: int) -> np.ndarray:
+    """The first `count` images of a folder (sorted by name), NHWC float32 in [-1, 1]."""
+    from PIL import Image
+
+    files = sorted(pathlib.Path(folder).iterdir())[:count]
+    return np.stack([np.asarray(Image.open(f), np.float32) / 127.5 - 1 for f in files])
+
+
+def logit_gap(d_logits: Callable[[np.ndarray], np.ndarray], train: np.ndarray, heldout: np.ndarray,
+              batch: int) -> dict[str, float]:
+    """D's mean logit and mean logit sign on training and held-out reals, and the gap of the mean logits:
+    a D that memorises its training set scores it above unseen images (the ADA paper's figure 1b)."""
+    def scores(images):
+        return np.concatenate([np.ravel(d_logits(images[i:i + batch])) for i in range(0, len(images), batch)])
+
+    s_train, s_heldout = scores(train), scores(heldout)
+    return {"train": float(s_train.mean()), "heldout": float(s_heldout.mean()),
+            "gap": float(s_train.mean() - s_heldout.mean()),
+            "sign_train": float(np.sign(s_train).mean()), "sign_heldout": float(np.sign(s_heldout).mean())}
+
+
+def overfitting(runs: list[str], train: str, heldout: str, count: int, batch_size: int, every_kimg: int) -> str:
+    """`logit_gap` of every run's D at its snapshots (every `every_kimg` kimg), as a Markdown table."""
+    import jax
+    import jax.numpy as jnp
+
+    from stylegan_jax import checkpoint
+
+    count -= count % batch_size  # whole training batches: D's minibatch-stddev groups divide them
+    train_images, heldout_images = _load_images(train, count), _load_images(heldout, count)
+    lines = ["| run | kimg | D(train) | D(held-out) | gap | sign D(train) | sign D(held-out) |", "|---" * 7 + "|"]
+    for run in map(pathlib.Path, runs):
+        for step in sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()):
+            kimg = step * batch_size // 1000
+            if kimg % every_kimg:
+                continue
+            D, variables = checkpoint.load_network(str(run), step, "D")
+            apply = jax.jit(lambda v, x: D.apply(v, x, jnp.zeros((x.shape[0], D.c_dim), jnp.float32)))
+            r = logit_gap(lambda x: np.asarray(apply(variables, x)), train_images, heldout_images, 8 * batch_size)
+            lines.append(f"| {run.name} | {kimg} | {r['train']:.3f} | {r['heldout']:.3f} | {r['gap']:.3f} | "
+                         f"{r['sign_train']:.3f} | {r['sign_heldout']:.3f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -96,13 +150,23 @@ def main() -> None:
     prep.add_argument("--seed", type=int, default=2026)
     rep = commands.add_parser("report")
     rep.add_argument("--runs", required=True, help="comma-separated workdirs")
-    rep.add_argument("--reference", required=True, help="folder of reference images")
+    rep.add_argument("--reference", default=None, help="folder of reference images (default: each run's own dataset)")
     rep.add_argument("--metric", default="fid1k_full")
     rep.add_argument("--batch-size", type=int, default=32)
     rep.add_argument("--every-kimg", type=int, default=1, help="evaluate the snapshots at multiples of this")
+    gap = commands.add_parser("overfit", help="D's logits on training against held-out reals per snapshot")
+    gap.add_argument("--runs", required=True, help="comma-separated workdirs")
+    gap.add_argument("--train", required=True, help="folder of the training images")
+    gap.add_argument("--heldout", required=True, help="folder of other images of the same kind")
+    gap.add_argument("--count", type=int, default=2000, help="images of each folder")
+    gap.add_argument("--batch-size", type=int, default=32)
+    gap.add_argument("--every-kimg", type=int, default=1)
     args = parser.parse_args()
     if args.command == "prepare":
         prepare(args.utkface, args.out, args.train, args.reference, args.resolution, args.seed)
+    elif args.command == "overfit":
+        print(overfitting(args.runs.split(","), args.train, args.heldout, args.count, args.batch_size,
+                          args.every_kimg))
     else:
         print(report(args.runs.split(","), args.reference, args.metric, args.batch_size, args.every_kimg))
 

@@ -10,9 +10,9 @@ from stylegan_jax.training.config import official_config
 def get_config(mode: str = "ada"):
     c = official_config("stylegan2", batch_size=32, r1_gamma=0.1)
     c.augment.mode = mode
-    c.augment.kimg = 10.0          # p can go from 0 to 1 in 10 kimg: fast enough for a run of tens of kimg
-    c.total_kimg = 40.0
-    c.snapshot_kimg = 5.0
+    c.augment.kimg = 10.0          # p can go from 0 to 1 in 10 kimg: fast enough for a run of 200 kimg
+    c.total_kimg = 200.0           # about 12 s/kimg alone on 2 CPU cores
+    c.snapshot_kimg = 10.0
     c.tick_kimg = 1.0
     c.max_to_keep = 20
     c.ema_kimg = 2.0
