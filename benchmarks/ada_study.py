@@ -59,6 +59,12 @@ def _augment_p_by_kimg(run: pathlib.Path) -> dict[int, float]:
     return {e.step: float(np.asarray(tensor_util.make_ndarray(e.tensor_proto))) for e in events.Tensors("augment/p")}
 
 
+def _snapshots(run: pathlib.Path, batch_size: int, every_kimg: int) -> list[tuple[int, int]]:
+    """(step, whole kimg) of the run's checkpoints at multiples of `every_kimg` kimg."""
+    steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
+    return [(step, step * batch_size // 1000) for step in steps if (step * batch_size // 1000) % every_kimg == 0]
+
+
 def _fid(run: pathlib.Path, step: int, reference: str | None, metric: str) -> float:
     out = run / f"{metric}_{pathlib.Path(reference).name if reference else 'dataset'}_step{step}.jsonl"
     if not out.exists():
@@ -73,12 +79,8 @@ def report(runs: list[str], reference: str | None, metric: str, batch_size: int,
     """FID and p per snapshot (every `every_kimg` kimg) of every run, as a Markdown table."""
     rows = {}
     for run in map(pathlib.Path, runs):
-        steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
         curve = _augment_p_by_kimg(run)
-        for step in steps:
-            kimg = step * batch_size // 1000
-            if kimg % every_kimg:
-                continue
+        for step, kimg in _snapshots(run, batch_size, every_kimg):
             rows.setdefault(kimg, {})[run.name] = (_fid(run, step, reference, metric), curve.get(kimg))
     names = [pathlib.Path(r).name for r in runs]
     lines = ["| kimg | " + " | ".join(f"{n} {metric} | {n} p" for n in names) + " |",
@@ -126,10 +128,7 @@ def overfitting(runs: list[str], train: str, heldout: str, count: int, batch_siz
     train_images, heldout_images = _load_images(train, count), _load_images(heldout, count)
     lines = ["| run | kimg | D(train) | D(held-out) | gap | sign D(train) | sign D(held-out) |", "|---" * 7 + "|"]
     for run in map(pathlib.Path, runs):
-        for step in sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit()):
-            kimg = step * batch_size // 1000
-            if kimg % every_kimg:
-                continue
+        for step, kimg in _snapshots(run, batch_size, every_kimg):
             D, variables = checkpoint.load_network(str(run), step, "D")
             apply = jax.jit(lambda v, x: D.apply(v, x, jnp.zeros((x.shape[0], D.c_dim), jnp.float32)))
             r = logit_gap(lambda x: np.asarray(apply(variables, x)), train_images, heldout_images, 8 * batch_size)
