@@ -62,7 +62,7 @@ def _augment_p_by_kimg(run: pathlib.Path) -> dict[int, float]:
 def _snapshots(run: pathlib.Path, batch_size: int, every_kimg: int) -> list[tuple[int, int]]:
     """(step, whole kimg) of the run's checkpoints at multiples of `every_kimg` kimg."""
     steps = sorted(int(p.name) for p in (run / "checkpoints").iterdir() if p.name.isdigit())
-    return [(step, step * batch_size // 1000) for step in steps if (step * batch_size // 1000) % every_kimg == 0]
+    return [(step, kimg) for step in steps if (kimg := step * batch_size // 1000) % every_kimg == 0]
 
 
 def _fid(run: pathlib.Path, step: int, reference: str | None, metric: str) -> float:
@@ -100,8 +100,10 @@ def _load_images(folder: str, count: int) -> np.ndarray:
     """The first `count` images of a folder (sorted by name), NHWC float32 in [-1, 1]."""
     from PIL import Image
 
+    from stylegan_jax.training.trainer import to_float_images
+
     files = sorted(pathlib.Path(folder).iterdir())[:count]
-    return np.stack([np.asarray(Image.open(f), np.float32) / 127.5 - 1 for f in files])
+    return np.asarray(to_float_images(np.stack([np.asarray(Image.open(f)) for f in files])))
 
 
 def logit_gap(d_logits: Callable[[np.ndarray], np.ndarray], train: np.ndarray, heldout: np.ndarray,
@@ -128,9 +130,10 @@ def overfitting(runs: list[str], train: str, heldout: str, count: int, batch_siz
     train_images, heldout_images = _load_images(train, count), _load_images(heldout, count)
     lines = ["| run | kimg | D(train) | D(held-out) | gap | sign D(train) | sign D(held-out) |", "|---" * 7 + "|"]
     for run in map(pathlib.Path, runs):
+        apply = None  # one compiled D per run: its snapshots share the architecture
         for step, kimg in _snapshots(run, batch_size, every_kimg):
             D, variables = checkpoint.load_network(str(run), step, "D")
-            apply = jax.jit(lambda v, x: D.apply(v, x, jnp.zeros((x.shape[0], D.c_dim), jnp.float32)))
+            apply = apply or jax.jit(lambda v, x, D=D: D.apply(v, x, jnp.zeros((x.shape[0], D.c_dim), jnp.float32)))
             r = logit_gap(lambda x: np.asarray(apply(variables, x)), train_images, heldout_images, 8 * batch_size)
             lines.append(f"| {run.name} | {kimg} | {r['train']:.3f} | {r['heldout']:.3f} | {r['gap']:.3f} | "
                          f"{r['sign_train']:.3f} | {r['sign_heldout']:.3f} |")
