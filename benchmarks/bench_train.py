@@ -11,8 +11,9 @@ row per config.
         [--compute-dtype bfloat16] [--remat] [--devices 8] [--periods 1] [--runs 3]
         [--peak-tflops 197] [--compile-only] [--cache-dir DIR]
 
-Presets: tiny (tests/tiny_config.py), quickstart, sg2_256 (official paper256), sg2_1024 (config F),
-sg3t_256, sg3r_256, sg3t_1024, sg3r_1024 (official configurations, see train_presets.py).
+Presets: tiny (tests/tiny_config.py), quickstart, r3gan_digits32 (configs/study_digits32_r3gan.py),
+sg2_256 (official paper256), sg2_1024 (config F), sg3t_256, sg3r_256, sg3t_1024, sg3r_1024 (official
+configurations), r3gan_cifar10, r3gan_ffhq256 (R3GAN's presets, no official timing); see train_presets.py.
 """
 from __future__ import annotations
 
@@ -75,7 +76,8 @@ def compile_phases(trainer, state, images, labels) -> dict:
     for phase in trainer.phases:
         if phase.main or phase.reg:
             start = time.perf_counter()
-            executable = trainer.phase_fns[phase.name].lower(state, images, labels, labels).compile()
+            executable = trainer.phase_fns[phase.name].lower(state, images, labels, labels,
+                                                             hyper=trainer.hyper_inputs(0)).compile()
             compiled[phase.name] = (time.perf_counter() - start, executable)
     flags = [jax.ShapeDtypeStruct((), jnp.bool_, sharding=trainer.replicated)] * len(compiled)
     start = time.perf_counter()
@@ -100,7 +102,8 @@ def time_phases(trainer, state, images, labels, runs: int):
             if not (phase.main or phase.reg):
                 continue
             start = time.perf_counter()
-            state, metrics = trainer.phase_fns[phase.name](state, images, labels, labels)
+            state, metrics = trainer.phase_fns[phase.name](state, images, labels, labels,
+                                                           hyper=trainer.hyper_inputs(0))
             jax.block_until_ready(state)
             samples.setdefault(phase.name, []).append(time.perf_counter() - start)
             oks.append(metrics[f"finite/{phase.name}"])
@@ -114,9 +117,10 @@ def time_phases(trainer, state, images, labels, runs: int):
 def time_iterations(trainer, state, images, labels, config, iterations: int) -> tuple:
     """(state, seconds per iteration) over `iterations` consecutive Trainer.train_step calls from step 0."""
     gen_c = tuple(labels for _ in trainer.phases)
+    reals, real_c = (images,) * trainer.batches_per_step, (labels,) * trainer.batches_per_step
     start = time.perf_counter()
     for step in range(iterations):
-        state, _ = trainer.train_step(state, step, step * config.batch_size, images, labels, gen_c,
+        state, _ = trainer.train_step(state, step, step * config.batch_size, reals, real_c, gen_c,
                                       config.ema_kimg, config_lib.ema_rampup(config))
     jax.block_until_ready(state)
     return state, (time.perf_counter() - start) / iterations

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-python}
 if "$python" -c "import jax, sys; sys.exit(jax.default_backend() == 'cpu')"; then
-  configs=quickstart,sg2_256,sg3t_256,sg3r_256,sg2_1024,sg3t_1024,sg3r_1024
+  configs=quickstart,sg2_256,sg3t_256,sg3r_256,r3gan_cifar10,sg2_1024,sg3t_1024,sg3r_1024,r3gan_ffhq256
 else
   configs=tiny,quickstart
 fi

@@ -10,7 +10,7 @@ from typing import Callable
 
 import ml_collections
 
-from stylegan_jax.training.config import official_config
+from stylegan_jax.training.config import official_config, official_r3gan_config
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OFFICIAL_GPUS = 8  # the official s/kimg figures are for 8 GPUs
@@ -19,16 +19,13 @@ OFFICIAL_GPUS = 8  # the official s/kimg figures are for 8 GPUs
 @dataclasses.dataclass(frozen=True)
 class Preset:
     """A configuration to benchmark; `official` is its s/kimg on 8 V100s and on 8 A100s (docs/configs.md of
-    NVlabs/stylegan3), None for the small test configurations."""
+    NVlabs/stylegan3), None where no official timing exists."""
 
     name: str
     make_config: Callable[[], ml_collections.ConfigDict]
     official: tuple[float, float] | None
     official_options: str = ""
-
-    @property
-    def small(self) -> bool:
-        return self.official is None
+    small: bool = False  # a test configuration: its own batch, spread over the devices (else the official per-GPU one)
 
 
 def _from_file(relative_path: str, *args) -> ml_collections.ConfigDict:
@@ -56,8 +53,9 @@ def _stylegan3_256(arch: str) -> ml_collections.ConfigDict:
 
 
 PRESETS = {p.name: p for p in [
-    Preset("tiny", lambda: _from_file("tests/tiny_config.py"), None),
-    Preset("quickstart", lambda: _from_file("configs/quickstart.py"), None),
+    Preset("tiny", lambda: _from_file("tests/tiny_config.py"), None, small=True),
+    Preset("quickstart", lambda: _from_file("configs/quickstart.py"), None, small=True),
+    Preset("r3gan_digits32", lambda: _from_file("configs/study_digits32_r3gan.py"), None, small=True),
     Preset("sg2_256", _paper256, (4.01, 2.47),
            "--cfg=stylegan2 --batch=64 --gamma=1 --cbase=16384 --glr=0.0025 --dlr=0.0025 --mbstd-group=8 (paper256)"),
     Preset("sg2_1024", lambda: _from_file("configs/ffhq.py", "stylegan2"), (17.55, 14.57),
@@ -68,6 +66,8 @@ PRESETS = {p.name: p for p in [
            "--cfg=stylegan3-t --batch=32 --gamma=32.8"),
     Preset("sg3r_1024", lambda: _from_file("configs/ffhq_sg3r.py"), (34.12, 23.42),
            "--cfg=stylegan3-r --batch=32 --gamma=32.8"),
+    Preset("r3gan_cifar10", lambda: official_r3gan_config("CIFAR10"), None, "--preset=CIFAR10 (R3GAN)"),
+    Preset("r3gan_ffhq256", lambda: official_r3gan_config("FFHQ-256"), None, "--preset=FFHQ-256 (R3GAN)"),
 ]}
 
 # Dense bfloat16 peak per chip (the matrix units without sparsity), found by searching

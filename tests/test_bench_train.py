@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "benchmarks"))
 import bench_train  # noqa: E402
-from train_presets import PRESETS, peak_tflops  # noqa: E402
+from train_presets import PRESETS, Preset, _from_file, peak_tflops  # noqa: E402
 
 from stylegan_jax.training import config as config_lib  # noqa: E402
 
@@ -42,3 +42,17 @@ def test_tiny_config_row_has_every_column():
     cells = bench_train.format_row(row)
     assert len(cells) == len(bench_train.HEADER)
     assert all(not (isinstance(c, float) and math.isnan(c)) for c in cells)
+
+
+def _narrow_r3gan_study():
+    c = _from_file("configs/study_digits32_r3gan.py")
+    c.model.r3gan.widths, c.model.r3gan.cardinalities = (8, 8, 8, 8), (2, 2, 2, 2)
+    c.batch_size = 8
+    return c
+
+
+def test_r3gan_row_times_its_scheduled_phases_on_two_real_batches():
+    row = bench_train.measure(Preset("r3gan", _narrow_r3gan_study, None, small=True), runs=1, periods=1,
+                              peak=1.0, warm_cache=False)
+    assert set(row["compile_cold"]) == set(row["phase_ms"]) == {"D", "G", "EMA"}
+    assert row["images_per_s"] > 0 and row["gflop_per_image"] > 0 and "augment_ms" not in row

@@ -80,6 +80,7 @@ def _digits_config(**changes):
     (dict(**{"model.num_fp16_res": -1}), "config.model.num_fp16_res must be >= 0, got -1"),
     (dict(**{"model.conv_clamp": 0.0}), "config.model.conv_clamp must be positive"),
     (dict(**{"model.g_architecture": "unet"}), "config.model.g_architecture must be one of"),
+    (dict(**{"model.remat": True, "model.arch": "stylegan"}), "config.model.remat needs model.arch in"),
 ])
 def test_impossible_values_fail_naming_the_key(changes, message):
     with pytest.raises(ValueError, match=re.escape(message)):

@@ -15,7 +15,8 @@ def _reference(x, w, groups, padding):
 
 
 @pytest.mark.parametrize("batch, size, in_channels, out_channels, groups, kernel, padding", [
-    (2, 8, 12, 6, 3, 3, 1), (1, 5, 8, 8, 4, 1, 0), (2, 7, 6, 9, 3, 5, 2), (1, 6, 4, 4, 2, 2, 0)])
+    (2, 8, 12, 6, 3, 3, 1), (1, 5, 8, 8, 4, 1, 0), (2, 7, 6, 9, 3, 5, 2), (1, 6, 4, 4, 2, 2, 0),
+    (2, 6, 24, 12, 12, 3, 1), (1, 5, 32, 16, 16, 1, 0)])  # few groups: a dense CPU form; many: per-tap
 def test_matches_xla_grouped_convolution_with_gradients_of_gradients(batch, size, in_channels, out_channels, groups,
                                                                       kernel, padding):
     kx, kw, kc = jax.random.split(jax.random.key(0), 3)

@@ -180,7 +180,7 @@ def _phase_metric_names(trainer: Trainer) -> dict[str, set[str]]:
     state = trainer.init_state(0)
     real = trainer.shard_batch(np.zeros((BATCH, *trainer.image_shape, trainer.D.img_channels), np.uint8))
     c = trainer.shard_batch(np.zeros((BATCH, trainer.D.c_dim), np.float32))
-    hyper = trainer._hyper_inputs(0)
+    hyper = trainer.hyper_inputs(0)
     return {phase.name: set(jax.eval_shape(trainer.phase_fns[phase.name], state, real, c, c, hyper=hyper)[1])
             for phase in trainer._phases_run(0)}
 

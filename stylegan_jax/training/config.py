@@ -16,6 +16,7 @@ from stylegan_jax.training.rotation_loss import ROTATIONS, RotationConfig
 from stylegan_jax.training.trainer import NONFINITE_RULES
 
 ARCHS = ("stylegan", "stylegan2", "stylegan3-t", "stylegan3-r", "r3gan", "stylegan_t", "stylegan_xl")  # stylegan: 2019
+REMAT_ARCHS = ("stylegan2", "stylegan3-t", "stylegan3-r", "r3gan")  # the networks that take model.remat
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -268,6 +269,8 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int) -> None
         ("model.g_architecture", config.model.g_architecture in ARCHITECTURES, f"must be one of {ARCHITECTURES}"),
         ("model.d_architecture", config.model.d_architecture in ARCHITECTURES, f"must be one of {ARCHITECTURES}"),
         ("model.magnitude_ema_beta", config.model.magnitude_ema_beta < 1, "must be < 1 (negative: the official value)"),
+        ("model.remat", not config.model.remat or (config.model.arch in REMAT_ARCHS and not config.projected.backbones),
+         f"needs model.arch in {REMAT_ARCHS} without projected.backbones (the other networks do not recompute)"),
     ]
     for key, ok, message in checks:
         if not ok:
@@ -683,7 +686,7 @@ def _r3gan_specs(m: ml_collections.ConfigDict, c_dim: int, resolution: int | lis
     """The official train.py's G and D arguments: D's stage lists are G's reversed."""
     r = m.r3gan
     common = dict(ExpansionFactor=int(r.expansion_factor), c_dim=c_dim, img_resolution=resolution,
-                  compute_dtype=dtype)
+                  compute_dtype=dtype, **({"remat": True} if m.remat else {}))
     g = dict(NoiseDimension=m.z_dim, WidthPerStage=list(r.widths), CardinalityPerStage=list(r.cardinalities),
              BlocksPerStage=list(r.blocks), FP16Stages=list(r.fp16_stages),
              ConditionEmbeddingDimension=m.z_dim if c_dim else 0, **common)

@@ -491,7 +491,7 @@ class Trainer:
         local = self.batch_size // jax.process_count()
         images = self.shard_batch(np.zeros((local, *image_shape), np.uint8))
         labels = self.shard_batch(np.zeros((local, c_dim), np.float32))
-        hyper = self._hyper_inputs(0)
+        hyper = self.hyper_inputs(0)
         for phase in self.phases:
             if phase.main or phase.reg:
                 self.phase_fns[phase.name].lower(state, images, labels, labels, hyper=hyper).compile()
@@ -507,7 +507,8 @@ class Trainer:
         return [phase for phase in self.phases if step % phase.interval == 0 and (phase.main or phase.reg)]
 
     # ---- one iteration ----------------------------------------------------------------------
-    def _hyper_inputs(self, nimg: int) -> dict[str, jax.Array] | None:
+    def hyper_inputs(self, nimg: int) -> dict[str, jax.Array] | None:
+        """`hyperparameters(nimg)` as the phase functions' `hyper` argument (None when there are none)."""
         values = self.hyperparameters(nimg)
         return {name: jnp.float32(value) for name, value in values.items()} if values else None
 
@@ -527,7 +528,7 @@ class Trainer:
             real_img, real_c = (real_img,), (real_c,)
         if len(real_img) != self.batches_per_step:
             raise ValueError(f"an iteration takes {self.batches_per_step} real batch(es), got {len(real_img)}")
-        hyper = self._hyper_inputs(nimg)
+        hyper = self.hyper_inputs(nimg)
         metrics: dict[str, Any] = {}
         for phase in self._phases_run(step):
             index = self.phases.index(phase)
