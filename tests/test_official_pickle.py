@@ -55,7 +55,7 @@ def test_reads_stylegan2_snapshot_bitwise(tmp_path):
 
     result = read_official_pickle(str(path))
 
-    assert set(result) == {"G", "D", "G_ema", "training_set_kwargs"}
+    assert set(result) == {"G", "D", "G_ema", "training_set_kwargs", "unreadable"} and result["unreadable"] == {}
     assert result["training_set_kwargs"] == TRAINING_SET_KWARGS
     _assert_network(result["G"], *g)
     _assert_network(result["G_ema"], *g)
@@ -70,7 +70,7 @@ def test_reads_partial_stylegan3_snapshot(name, tmp_path):
 
     result = read_official_pickle(path)
 
-    assert set(result) == {"G_ema", "training_set_kwargs"}
+    assert set(result) == {"G_ema", "training_set_kwargs", "unreadable"}
     assert result["training_set_kwargs"] is None
     assert g[0] == "training.networks_stylegan3.Generator"
     _assert_network(result["G_ema"], *g)

@@ -51,7 +51,7 @@ def test_snapshot_networks_load_with_their_arguments_and_compute_the_golden_outp
     gdata, g_kwargs, g_state = _golden("r3gan_32c_G.npz")
     ddata, d_kwargs, d_state = _golden("r3gan_32c_D.npz")
     snapshot = read_official_pickle(_snapshot_file(g_state, d_state))
-    assert set(snapshot) == {"G", "D", "G_ema", "training_set_kwargs"}
+    assert set(snapshot) == {"G", "D", "G_ema", "training_set_kwargs", "unreadable"}
     assert snapshot["G"].class_name == "training.networks.Generator"
     assert snapshot["G"].init_kwargs == {**DEFAULTS, **g_kwargs, "FP16Stages": G_BFLOAT16}
     assert snapshot["D"].init_kwargs == {**DEFAULTS, **d_kwargs, "FP16Stages": D_BFLOAT16}

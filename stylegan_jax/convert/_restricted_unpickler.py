@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pickle
 import reprlib
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional
 
 # What CPython's unpickler raises on malformed or truncated input besides UnpicklingError
 # (MemoryError: a declared length the file cannot hold; RecursionError: absurd nesting).
@@ -45,23 +45,57 @@ class Global:
         return f"<pickle global {self.name}>"
 
 
+class Inert:
+    """Stand-in for a global whose objects are read past but never used: calling it, building it or
+    filling it does nothing, so nothing of the pickle's own code is imported or run."""
+
+    __slots__ = ()
+    global_name: ClassVar[str] = ""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        del args, kwargs
+
+    def __call__(self, *args: Any, **kwargs: Any) -> "Inert":
+        return self
+
+    def __setstate__(self, state: Any) -> None:
+        del state
+
+    def append(self, item: Any) -> None:
+        del item
+
+    def extend(self, items: Any) -> None:
+        del items
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        del key, value
+
+
 class RestrictedUnpickler(pickle.Unpickler):
     """pickle.Unpickler whose find_class returns only the objects of `allowed`.
 
-    `allowed` maps (module, name) to the object to use instead of the real global; any other
-    global raises pickle.UnpicklingError naming it, before anything is imported or called.
+    `allowed` maps (module, name) to the object to use instead of the real global; a global whose
+    dotted name starts with one of `inert_prefixes` becomes an Inert subclass; any other global
+    raises pickle.UnpicklingError naming it, before anything is imported or called.
     Malformed input of any kind also ends in pickle.UnpicklingError.
     """
 
-    def __init__(self, file, allowed: Mapping[tuple[str, str], Any], what: str):
+    def __init__(self, file, allowed: Mapping[tuple[str, str], Any], what: str, inert_prefixes: tuple[str, ...] = ()):
         super().__init__(file)
         self._allowed = allowed
         self._what = what
+        self._inert_prefixes = inert_prefixes
+        self._inert: dict[str, type] = {}
 
     def find_class(self, module: str, name: str) -> Any:
         try:
             return self._allowed[module, name]
         except KeyError:
+            dotted = f"{module}.{name}"
+            if dotted.startswith(self._inert_prefixes):
+                if dotted not in self._inert:
+                    self._inert[dotted] = type(name, (Inert,), {"__slots__": (), "global_name": dotted})
+                return self._inert[dotted]
             raise pickle.UnpicklingError(
                 f"refusing to load global {short_repr(module)[1:-1]}.{short_repr(name)[1:-1]}: "
                 f"it is not part of {self._what}") from None
@@ -76,6 +110,6 @@ class RestrictedUnpickler(pickle.Unpickler):
                 f"malformed pickle ({type(error).__name__}: {short_repr(str(error))[1:-1]})") from None
 
 
-def load_restricted(file, allowed: Mapping[tuple[str, str], Any], what: str) -> Any:
-    """Unpickles one object from `file`, resolving globals only through `allowed`."""
-    return RestrictedUnpickler(file, allowed, what).load()
+def load_restricted(file, allowed: Mapping[tuple[str, str], Any], what: str, inert_prefixes: tuple[str, ...] = ()) -> Any:
+    """Unpickles one object from `file`, resolving globals only through `allowed` (and `inert_prefixes`)."""
+    return RestrictedUnpickler(file, allowed, what, inert_prefixes).load()

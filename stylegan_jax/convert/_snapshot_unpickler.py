@@ -5,6 +5,9 @@ objects (`torch_utils.persistence._reconstruct_persistent_obj`) become Persisten
 pickled module source is dropped, never executed), torch tensors become numpy arrays,
 `dnnlib.util.EasyDict` becomes a dict, and numpy arrays, scalars and dtypes are checked and rebuilt
 (see numpy_pickle). R3GAN's modules, pickled by value, become ModuleRecords (see _torch_modules).
+StyleGAN-XL's snapshots (pickled with dill) also hold its projected discriminator: frozen timm feature
+networks, pg_modules heads, forward hooks and functions rebuilt by dill. Their globals become Inert
+stand-ins, so the generators load and that discriminator is read past, never run.
 """
 from __future__ import annotations
 
@@ -55,6 +58,12 @@ SNAPSHOT_GLOBALS = {
 }
 
 
+# The globals of StyleGAN-XL's projected discriminator and of what dill pickles by value for it.
+PROJECTED_D_PREFIXES = ("pg_modules.", "feature_networks.", "timm.", "torch.nn.", "torch.ao.nn.", "torch.Size",
+                        "dill.", "builtins.getattr", "builtins.setattr")
+
+
 def load_snapshot_object(file: BinaryIO) -> Any:
-    """Unpickles `file` with only the globals of an official snapshot allowed."""
-    return load_restricted(file, SNAPSHOT_GLOBALS, "an official network snapshot")
+    """Unpickles `file` with only the globals of an official snapshot allowed (those of StyleGAN-XL's
+    projected discriminator as Inert stand-ins)."""
+    return load_restricted(file, SNAPSHOT_GLOBALS, "an official network snapshot", PROJECTED_D_PREFIXES)

@@ -34,7 +34,7 @@ def _record_class(qualified_name: str) -> type:
 
 
 # The modules of R3GAN's networks (its CUDA and reference operator variants) and the torch.nn
-# modules they hold.
+# modules they and StyleGAN-XL's generators hold.
 MODULE_CLASSES = (
     "training.networks.Generator", "training.networks.Discriminator",
     *(f"R3GAN.Networks.{name}" for name in (
@@ -44,6 +44,7 @@ MODULE_CLASSES = (
       for variant in ("CUDA", "Reference")),
     "R3GAN.FusedOperators.BiasedActivationCUDA", "R3GAN.FusedOperators.BiasedActivationReference",
     "torch.nn.modules.conv.Conv2d", "torch.nn.modules.linear.Linear", "torch.nn.modules.container.ModuleList",
+    "torch.nn.modules.sparse.Embedding",  # StyleGAN-XL's class embedding (mapping.embed)
 )
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")

@@ -19,16 +19,23 @@ from typing import Any, BinaryIO, Union
 
 import numpy as np
 
+from stylegan_jax.convert._restricted_unpickler import Inert
 from stylegan_jax.convert._snapshot_unpickler import PersistentRecord, load_snapshot_object
 from stylegan_jax.convert._torch_modules import ModuleRecord
 from stylegan_jax.convert.r3gan_kwargs import DISCRIMINATOR as R3GAN_DISCRIMINATOR
 from stylegan_jax.convert.r3gan_kwargs import GENERATOR as R3GAN_GENERATOR
 from stylegan_jax.convert.r3gan_kwargs import r3gan_init_kwargs
+from stylegan_jax.networks.stylegan_xl import official_stage_kwargs
 
 NETWORK_KEYS = ("G", "D", "G_ema")
 SG2_GENERATOR = "training.networks_stylegan2.Generator"
 SG2_DISCRIMINATOR = "training.networks_stylegan2.Discriminator"
 SG3_GENERATOR = "training.networks_stylegan3.Generator"
+XL_GENERATOR = "training.networks_stylegan3_resetting.Generator"
+XL_SUPERRES = "training.networks_stylegan3_resetting.SuperresGenerator"
+# A MappingNetwork's and SynthesisNetwork's own kwargs that the Generator passes (or derives) itself.
+_MAPPING_DERIVED = ("z_dim", "c_dim", "w_dim", "num_ws")
+_SYNTHESIS_DERIVED = ("w_dim", "img_resolution", "img_channels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +48,11 @@ class OfficialNetwork:
 
 
 def read_official_pickle(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str, Any]:
-    """Reads a snapshot: {'G', 'D', 'G_ema' (those present): OfficialNetwork, 'training_set_kwargs'}.
+    """Reads a snapshot: {'G', 'D', 'G_ema' (those present): OfficialNetwork, 'training_set_kwargs',
+    'unreadable'}.
 
-    'training_set_kwargs' is a plain dict, or None when absent; 'augment_pipe' is skipped.
+    'training_set_kwargs' is a plain dict, or None when absent; 'augment_pipe' is skipped;
+    'unreadable' maps a discriminator read past to its class (StyleGAN-XL's projected D).
     Raises pickle.UnpicklingError for any global outside an official snapshot (nothing of the
     file is run) and ValueError when the pickle is not a network snapshot.
     """
@@ -66,7 +75,10 @@ def _read_snapshot(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str,
     if not present:
         raise ValueError(f"not a network snapshot: none of {list(NETWORK_KEYS)} among its keys "
                          f"{sorted(map(str, snapshot))}")
-    result: dict[str, Any] = {key: network_from_record(snapshot[key], key) for key in present}
+    # Only a discriminator may be read past (StyleGAN-XL's projected one); an unreadable generator is an error.
+    unreadable = {key: snapshot[key].global_name for key in present if key == "D" and isinstance(snapshot[key], Inert)}
+    result: dict[str, Any] = {key: network_from_record(snapshot[key], key) for key in present if key not in unreadable}
+    result["unreadable"] = unreadable
     kwargs = snapshot.get("training_set_kwargs")
     result["training_set_kwargs"] = None if kwargs is None else _plain(kwargs, "training_set_kwargs")
     return result
@@ -76,6 +88,8 @@ def network_from_record(record: Any, where: str = "network") -> OfficialNetwork:
     """Converts the persistent record of a top-level network (or an R3GAN module record) into an OfficialNetwork."""
     if isinstance(record, ModuleRecord):
         return _r3gan_network(record, where)
+    if isinstance(record, Inert):
+        raise ValueError(f"{where}: its class {record.global_name} cannot be read here")
     if not isinstance(record, PersistentRecord):
         raise ValueError(f"{where}: expected a persistent torch module, got {type(record).__name__}")
     class_name = _official_class_name(record, where)
@@ -85,6 +99,8 @@ def network_from_record(record: Any, where: str = "network") -> OfficialNetwork:
     if class_name == SG2_GENERATOR and "synthesis_kwargs" in init_kwargs:
         # stylegan2-ada-pytorch nests them; networks_stylegan2.Generator takes them as **kwargs.
         init_kwargs.update(init_kwargs.pop("synthesis_kwargs"))
+    if class_name == XL_SUPERRES:
+        init_kwargs = _xl_stage_kwargs(record, init_kwargs, where)
     return OfficialNetwork(class_name, init_kwargs, state_dict_from_record(record))
 
 
@@ -105,7 +121,8 @@ def state_dict_from_record(record: PersistentRecord, prefix: str = "") -> dict[s
         if module is None:
             continue
         if not isinstance(module, (PersistentRecord, ModuleRecord)):
-            raise ValueError(f"{prefix}{name}: expected a torch module, got {type(module).__name__}")
+            kind = module.global_name if isinstance(module, Inert) else type(module).__name__
+            raise ValueError(f"{prefix}{name}: expected a torch module of a generator or discriminator, got {kind}")
         result.update(state_dict_from_record(module, f"{prefix}{name}."))
     return result
 
@@ -114,10 +131,46 @@ def _official_class_name(record: PersistentRecord, where: str) -> str:
     # The pickle stores the bare class name; the module follows from the network's structure.
     if record.class_name == "Discriminator":
         return SG2_DISCRIMINATOR
+    if record.class_name == "SuperresGenerator":
+        return XL_SUPERRES
     if record.class_name == "Generator":
+        if _submodule(record, "mapping", "embed") is not None:
+            return XL_GENERATOR  # StyleGAN-XL's class embedding
         return SG3_GENERATOR if _submodule_class(record, "synthesis", "input") == "SynthesisInput" else SG2_GENERATOR
     raise ValueError(f"{where}: unsupported network class {record.class_name!r}; "
-                     "expected 'Generator' or 'Discriminator'")
+                     "expected 'Generator', 'SuperresGenerator' or 'Discriminator'")
+
+
+def _xl_stage_kwargs(record: PersistentRecord, init_kwargs: dict[str, Any], where: str) -> dict[str, Any]:
+    """Our SuperresGenerator kwargs of an official stage (its earlier stages recovered from its layer names)."""
+    stem = _xl_stem_kwargs(record, where)
+    layer_names = _submodule(record, "synthesis").state.get("layer_names")
+    if not (isinstance(layer_names, list) and all(isinstance(name, str) for name in layer_names)):
+        raise ValueError(f"{where}: the SuperresGenerator's synthesis network has no list of layer names")
+    try:
+        return official_stage_kwargs(stem, init_kwargs, layer_names)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def _xl_stem_kwargs(record: PersistentRecord, where: str) -> dict[str, Any]:
+    """The Generator kwargs of a SuperresGenerator's stem, from the kwargs its mapping and synthesis
+    networks were built with (the official stage loads its stem from a file it does not keep)."""
+    parts = {}
+    for name in ("mapping", "synthesis"):
+        module = _submodule(record, name)
+        if not isinstance(module, PersistentRecord) or "_init_kwargs" not in module.state:
+            raise ValueError(f"{where}: the SuperresGenerator has no persistent {name} network with its kwargs")
+        parts[name] = _plain(module.state["_init_kwargs"], f"{where}.{name}.init_kwargs")
+    mapping, synthesis = parts["mapping"], parts["synthesis"]
+    missing = [key for key in _MAPPING_DERIVED[:3] if key not in mapping]
+    missing += [key for key in _SYNTHESIS_DERIVED[1:] if key not in synthesis]
+    if missing:
+        raise ValueError(f"{where}: the stem's networks lack the kwargs {missing}")
+    return {**{key: mapping[key] for key in _MAPPING_DERIVED[:3]},
+            **{key: synthesis[key] for key in _SYNTHESIS_DERIVED[1:]},
+            "mapping_kwargs": {k: v for k, v in mapping.items() if k not in _MAPPING_DERIVED},
+            **{k: v for k, v in synthesis.items() if k not in _SYNTHESIS_DERIVED}}
 
 
 def _r3gan_network(record: ModuleRecord, where: str) -> OfficialNetwork:

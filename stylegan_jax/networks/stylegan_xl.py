@@ -15,7 +15,7 @@ Names and layouts follow the official state dicts of training.networks_stylegan3
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.core
 import flax.linen as nn
@@ -305,6 +305,61 @@ def superres_init_kwargs(stem_init_kwargs: Mapping[str, Any], init_kwargs: Mappi
     kwargs.update(img_resolution=expected, head_layers=heads[0] if len(heads) == 1 else heads,
                   up_factor=ups[0] if len(ups) == 1 else ups, path_stem=init_kwargs.get("path_stem"))
     return kwargs
+
+
+# The official stage sizes searched when an official stage's earlier stages must be recovered.
+_UP_FACTORS = (2, 4, 8, 16)
+_MAX_HEAD_LAYERS = 32
+
+
+def official_stage_kwargs(stem_init_kwargs: Mapping[str, Any], init_kwargs: Mapping[str, Any],
+                          layer_names: Sequence[str]) -> dict[str, Any]:
+    """Our SuperresGenerator kwargs of an official stage whose synthesis holds the layers `layer_names`,
+    in order. A stage grown from another stage keeps only its own head_layers and up_factor and the
+    original stem's kwargs; the earlier stages' ones are recovered, earliest first, as the unique
+    ones whose layers continue `layer_names` (official layer names carry index, size and channels)."""
+    layer_names = list(layer_names)
+    kwargs = dict(stem_init_kwargs)
+    final_up = int(init_kwargs.get("up_factor", 2))
+    while True:
+        if kwargs["img_resolution"] * final_up == init_kwargs.get("img_resolution"):
+            last = superres_init_kwargs(kwargs, init_kwargs)
+            if _layer_names(last) == layer_names:
+                return last
+        taken = len(_taken_layers(kwargs))
+        matches = [stage for stage in _candidate_stages(kwargs, init_kwargs)
+                   if len(_taken_layers(stage)) > taken
+                   and _taken_layers(stage) == layer_names[:len(_taken_layers(stage))]]
+        if len(matches) != 1:
+            raise ValueError(f"the layers {layer_names} fit {len(matches) or 'no'} chain(s) of superresolution "
+                             f"stages from a {stem_init_kwargs.get('img_resolution')}-pixel stem to "
+                             f"{init_kwargs.get('img_resolution')} pixels")
+        kwargs = matches[0]
+
+
+def _candidate_stages(kwargs: Mapping[str, Any], final: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every earlier stage on top of `kwargs` that leaves room for the final stage's up_factor."""
+    room = final.get("img_resolution", 0) // (kwargs["img_resolution"] * int(final.get("up_factor", 2)))
+    return [superres_init_kwargs(kwargs, dict(img_resolution=kwargs["img_resolution"] * up, head_layers=heads,
+                                              up_factor=up))
+            for up in _UP_FACTORS if room % up == 0 and room >= up
+            for heads in range(_fewest_head_layers(kwargs), _MAX_HEAD_LAYERS + 1)]
+
+
+def _layer_names(kwargs: Mapping[str, Any]) -> list[str]:
+    generator = SuperresGenerator(**kwargs) if "head_layers" in kwargs else Generator(**kwargs)
+    return [name for name, _ in generator.synthesis_layers()]
+
+
+def _taken_layers(kwargs: Mapping[str, Any]) -> list[str]:
+    """The layers of the network of `kwargs` that a stage grown from it takes over."""
+    return SuperresGenerator(**superres_init_kwargs(kwargs, dict(img_resolution=kwargs["img_resolution"] * 2,
+                                                                 head_layers=_fewest_head_layers(kwargs)))).layer_names()[0]
+
+
+def _fewest_head_layers(kwargs: Mapping[str, Any]) -> int:
+    """A stage's head has more layers than its critically sampled ones."""
+    return int(kwargs.get("num_critical", 2)) + 1
 
 
 def grow_from_stem(stem_module: Generator, stem_variables: Mapping[str, Any], head_layers: int, up_factor: int,

@@ -96,6 +96,10 @@ def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) ->
     """
     if source.endswith(".pkl"):
         nets = {key: variables for key, (_, variables) in load_official_pickle(source).items()}
+        missing = [key for key in ("G", "D", "G_ema") if key not in nets]
+        if missing:
+            raise ValueError(f"config.resume: {source} holds no readable {', '.join(missing)} (a StyleGAN-XL "
+                             "snapshot's projected D cannot be read: load its generator with generate/export)")
     else:
         nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
     nets["D"] = _matching_rotation_head(nets["D"], state.d)
