@@ -156,7 +156,7 @@ class R3GANArguments(nn.Module):
     KernelSize: int = 3
     ResamplingFilter: Sequence[float] = (1, 2, 1)
     compute_dtype: Any = None
-    remat: bool = False  # jax.checkpoint per stage: less memory for about a third more compute
+    remat: bool = False  # jax.checkpoint per stage: activations recomputed in the backward pass
 
     def __post_init__(self):
         # Tuples, so that the module stays hashable (e.g. as a static argument of jax.jit).

@@ -324,17 +324,19 @@ def official_stage_kwargs(stem_init_kwargs: Mapping[str, Any], init_kwargs: Mapp
     while True:
         if kwargs["img_resolution"] * final_up == init_kwargs.get("img_resolution"):
             last = superres_init_kwargs(kwargs, init_kwargs)
-            if _layer_names(last) == layer_names:
+            if [name for name, _ in SuperresGenerator(**last).synthesis_layers()] == layer_names:
                 return last
-        taken = len(_taken_layers(kwargs))
         matches = [stage for stage in _candidate_stages(kwargs, init_kwargs)
-                   if len(_taken_layers(stage)) > taken
-                   and _taken_layers(stage) == layer_names[:len(_taken_layers(stage))]]
+                   if _continues(_taken_layers(stage), layer_names)]
         if len(matches) != 1:
             raise ValueError(f"the layers {layer_names} fit {len(matches) or 'no'} chain(s) of superresolution "
                              f"stages from a {stem_init_kwargs.get('img_resolution')}-pixel stem to "
                              f"{init_kwargs.get('img_resolution')} pixels")
         kwargs = matches[0]
+
+
+def _continues(prefix: list[str], names: list[str]) -> bool:
+    return names[:len(prefix)] == prefix
 
 
 def _candidate_stages(kwargs: Mapping[str, Any], final: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -346,15 +348,11 @@ def _candidate_stages(kwargs: Mapping[str, Any], final: Mapping[str, Any]) -> li
             for heads in range(_fewest_head_layers(kwargs), _MAX_HEAD_LAYERS + 1)]
 
 
-def _layer_names(kwargs: Mapping[str, Any]) -> list[str]:
-    generator = SuperresGenerator(**kwargs) if "head_layers" in kwargs else Generator(**kwargs)
-    return [name for name, _ in generator.synthesis_layers()]
-
-
 def _taken_layers(kwargs: Mapping[str, Any]) -> list[str]:
-    """The layers of the network of `kwargs` that a stage grown from it takes over."""
-    return SuperresGenerator(**superres_init_kwargs(kwargs, dict(img_resolution=kwargs["img_resolution"] * 2,
-                                                                 head_layers=_fewest_head_layers(kwargs)))).layer_names()[0]
+    """The layers of the stage of `kwargs` that a stage grown from it takes over."""
+    grown = superres_init_kwargs(kwargs, dict(img_resolution=kwargs["img_resolution"] * 2,
+                                              head_layers=_fewest_head_layers(kwargs)))
+    return SuperresGenerator(**grown).layer_names()[0]
 
 
 def _fewest_head_layers(kwargs: Mapping[str, Any]) -> int:
