@@ -72,12 +72,11 @@ def build_trainer(config, devices: list):
 
 def compile_phases(trainer, state, images, labels) -> dict:
     """{phase: (seconds to lower and compile, Compiled)} for every phase that computes, and 'EMA'."""
-    compiled = {}
+    compiled, hyper = {}, trainer.hyper_inputs(0)
     for phase in trainer.phases:
         if phase.main or phase.reg:
             start = time.perf_counter()
-            executable = trainer.phase_fns[phase.name].lower(state, images, labels, labels,
-                                                             hyper=trainer.hyper_inputs(0)).compile()
+            executable = trainer.phase_fns[phase.name].lower(state, images, labels, labels, hyper=hyper).compile()
             compiled[phase.name] = (time.perf_counter() - start, executable)
     flags = [jax.ShapeDtypeStruct((), jnp.bool_, sharding=trainer.replicated)] * len(compiled)
     start = time.perf_counter()
@@ -96,14 +95,14 @@ def flops_of(executable) -> float:
 def time_phases(trainer, state, images, labels, runs: int):
     """(state, {phase: median seconds}) of every phase that computes and the EMA, each run alone."""
     samples: dict[str, list[float]] = {}
+    hyper = trainer.hyper_inputs(0)
     for _ in range(runs):
         oks = []
         for index, phase in enumerate(trainer.phases):
             if not (phase.main or phase.reg):
                 continue
             start = time.perf_counter()
-            state, metrics = trainer.phase_fns[phase.name](state, images, labels, labels,
-                                                           hyper=trainer.hyper_inputs(0))
+            state, metrics = trainer.phase_fns[phase.name](state, images, labels, labels, hyper=hyper)
             jax.block_until_ready(state)
             samples.setdefault(phase.name, []).append(time.perf_counter() - start)
             oks.append(metrics[f"finite/{phase.name}"])

@@ -93,10 +93,10 @@ def _snapshot(path, generator, d=None) -> str:
 
 def _assert_loaded(nets, class_name, kwargs, state_dict):
     _, expected = from_official_state_dict(class_name, kwargs, state_dict)
+    theirs = {name: leaf for name, (_, _, leaf) in flatten_variables(expected).items()}
     for key in ("G", "G_ema"):
         _, variables = nets[key]
         ours = {name: leaf for name, (_, _, leaf) in flatten_variables(variables).items()}
-        theirs = {name: leaf for name, (_, _, leaf) in flatten_variables(expected).items()}
         assert ours.keys() == theirs.keys()
         for name in ours:
             np.testing.assert_array_equal(np.asarray(ours[name]), np.asarray(theirs[name]), name)

@@ -33,9 +33,12 @@ SG2_DISCRIMINATOR = "training.networks_stylegan2.Discriminator"
 SG3_GENERATOR = "training.networks_stylegan3.Generator"
 XL_GENERATOR = "training.networks_stylegan3_resetting.Generator"
 XL_SUPERRES = "training.networks_stylegan3_resetting.SuperresGenerator"
-# A MappingNetwork's and SynthesisNetwork's own kwargs that the Generator passes (or derives) itself.
-_MAPPING_DERIVED = ("z_dim", "c_dim", "w_dim", "num_ws")
-_SYNTHESIS_DERIVED = ("w_dim", "img_resolution", "img_channels")
+# A Generator's kwargs that it passes on to its MappingNetwork and SynthesisNetwork, and what those two
+# get from the Generator besides (num_ws, w_dim); the rest of their kwargs are mapping_kwargs / its own.
+_STEM_FROM_MAPPING = ("z_dim", "c_dim", "w_dim")
+_STEM_FROM_SYNTHESIS = ("img_resolution", "img_channels")
+_MAPPING_FROM_STEM = (*_STEM_FROM_MAPPING, "num_ws")
+_SYNTHESIS_FROM_STEM = ("w_dim", *_STEM_FROM_SYNTHESIS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,14 +166,14 @@ def _xl_stem_kwargs(record: PersistentRecord, where: str) -> dict[str, Any]:
             raise ValueError(f"{where}: the SuperresGenerator has no persistent {name} network with its kwargs")
         parts[name] = _plain(module.state["_init_kwargs"], f"{where}.{name}.init_kwargs")
     mapping, synthesis = parts["mapping"], parts["synthesis"]
-    missing = [key for key in _MAPPING_DERIVED[:3] if key not in mapping]
-    missing += [key for key in _SYNTHESIS_DERIVED[1:] if key not in synthesis]
+    missing = [key for key in _STEM_FROM_MAPPING if key not in mapping]
+    missing += [key for key in _STEM_FROM_SYNTHESIS if key not in synthesis]
     if missing:
         raise ValueError(f"{where}: the stem's networks lack the kwargs {missing}")
-    return {**{key: mapping[key] for key in _MAPPING_DERIVED[:3]},
-            **{key: synthesis[key] for key in _SYNTHESIS_DERIVED[1:]},
-            "mapping_kwargs": {k: v for k, v in mapping.items() if k not in _MAPPING_DERIVED},
-            **{k: v for k, v in synthesis.items() if k not in _SYNTHESIS_DERIVED}}
+    return {**{key: mapping[key] for key in _STEM_FROM_MAPPING},
+            **{key: synthesis[key] for key in _STEM_FROM_SYNTHESIS},
+            "mapping_kwargs": {k: v for k, v in mapping.items() if k not in _MAPPING_FROM_STEM},
+            **{k: v for k, v in synthesis.items() if k not in _SYNTHESIS_FROM_STEM}}
 
 
 def _r3gan_network(record: ModuleRecord, where: str) -> OfficialNetwork:

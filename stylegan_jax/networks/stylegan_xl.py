@@ -327,16 +327,12 @@ def official_stage_kwargs(stem_init_kwargs: Mapping[str, Any], init_kwargs: Mapp
             if [name for name, _ in SuperresGenerator(**last).synthesis_layers()] == layer_names:
                 return last
         matches = [stage for stage in _candidate_stages(kwargs, init_kwargs)
-                   if _continues(_taken_layers(stage), layer_names)]
+                   if layer_names[:len(taken := _taken_layers(stage))] == taken]
         if len(matches) != 1:
             raise ValueError(f"the layers {layer_names} fit {len(matches) or 'no'} chain(s) of superresolution "
                              f"stages from a {stem_init_kwargs.get('img_resolution')}-pixel stem to "
                              f"{init_kwargs.get('img_resolution')} pixels")
         kwargs = matches[0]
-
-
-def _continues(prefix: list[str], names: list[str]) -> bool:
-    return names[:len(prefix)] == prefix
 
 
 def _candidate_stages(kwargs: Mapping[str, Any], final: Mapping[str, Any]) -> list[dict[str, Any]]:
