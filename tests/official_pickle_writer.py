@@ -43,7 +43,11 @@ def _placeholder_module(module: str) -> types.ModuleType:
 
 
 def _stand_in(module: str, name: str) -> Callable[..., Any]:
-    """A function that pickles as the global `module.name` (it is never called)."""
+    """A function that pickles as the global `module.name` (it is never called); one per name."""
+    existing = getattr(_placeholder_module(module), name, None)
+    if existing is not None:
+        return existing
+
     def stand_in(*args):
         raise RuntimeError(f"stand-in for {module}.{name}")
     stand_in.__module__, stand_in.__name__, stand_in.__qualname__ = module, name, name

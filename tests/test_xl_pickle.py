@@ -158,5 +158,5 @@ def test_a_discriminator_class_in_place_of_a_generator_part_is_named(tmp_path):
 
 def test_resume_from_an_xl_snapshot_names_the_unreadable_d(tmp_path):
     path = _snapshot(tmp_path / "stem.pkl", _generator_record(XL_G, _kwargs("t/stem"), _state_dict("t/stem")))
-    with pytest.raises(ValueError, match=r"config.resume: .*stem.pkl holds no readable D \(a StyleGAN-XL"):
+    with pytest.raises(ValueError, match=r"config.resume: .*stem.pkl holds no readable D \(the projected D of a StyleGAN-XL"):
         _resume_weights(None, path)

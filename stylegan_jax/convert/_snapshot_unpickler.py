@@ -4,10 +4,10 @@ Only the globals an official snapshot uses are resolved, each to a stand-in of o
 objects (`torch_utils.persistence._reconstruct_persistent_obj`) become PersistentRecord (their
 pickled module source is dropped, never executed), torch tensors become numpy arrays,
 `dnnlib.util.EasyDict` becomes a dict, and numpy arrays, scalars and dtypes are checked and rebuilt
-(see numpy_pickle). R3GAN's modules, pickled by value, become ModuleRecords (see _torch_modules).
-StyleGAN-XL's snapshots (pickled with dill) also hold its projected discriminator: frozen timm feature
-networks, pg_modules heads, forward hooks and functions rebuilt by dill. Their globals become Inert
-stand-ins, so the generators load and that discriminator is read past, never run.
+(see numpy_pickle). R3GAN's and StyleGAN-T's modules, pickled by value, become ModuleRecords (see
+_torch_modules). StyleGAN-XL's and StyleGAN-T's snapshots (pickled with dill) also hold a projected
+discriminator: frozen timm feature networks, its heads, forward hooks and functions rebuilt by dill.
+Their globals become Inert stand-ins, so the generators load and that discriminator is read past, never run.
 """
 from __future__ import annotations
 
@@ -58,12 +58,12 @@ SNAPSHOT_GLOBALS = {
 }
 
 
-# The globals of StyleGAN-XL's projected discriminator and of what dill pickles by value for it.
-PROJECTED_D_PREFIXES = ("pg_modules.", "feature_networks.", "timm.", "torch.nn.", "torch.ao.nn.", "torch.Size",
-                        "dill.", "builtins.getattr", "builtins.setattr")
+# The globals of StyleGAN-XL's and StyleGAN-T's projected discriminators and of what dill pickles by value for them.
+PROJECTED_D_PREFIXES = ("pg_modules.", "feature_networks.", "networks.discriminator.", "networks.vit_utils.", "timm.",
+                        "torch.nn.", "torch.ao.nn.", "torch.Size", "dill.", "builtins.getattr", "builtins.setattr")
 
 
 def load_snapshot_object(file: BinaryIO) -> Any:
-    """Unpickles `file` with only the globals of an official snapshot allowed (those of StyleGAN-XL's
-    projected discriminator as Inert stand-ins)."""
+    """Unpickles `file` with only the globals of an official snapshot allowed (those of the projected
+    discriminators as Inert stand-ins)."""
     return load_restricted(file, SNAPSHOT_GLOBALS, "an official network snapshot", PROJECTED_D_PREFIXES)

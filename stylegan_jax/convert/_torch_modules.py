@@ -1,10 +1,11 @@
-"""Stand-ins for torch modules pickled by value, as R3GAN's training snapshots hold its networks.
+"""Stand-ins for torch modules pickled by value, as R3GAN's and StyleGAN-T's snapshots hold their networks.
 
-R3GAN's `training.networks.Generator` / `Discriminator` are plain `torch.nn.Module`s (no
+R3GAN's `training.networks.Generator` / `Discriminator` and StyleGAN-T's `networks.generator.Generator`
+(with the open_clip text tower inside its mapping network) are plain `torch.nn.Module`s (no
 torch_utils.persistence), so a snapshot pickles each as its class (a global) and its `__dict__`:
 parameters, buffers, submodules and plain attributes, no constructor arguments. Each permitted
-class resolves to a ModuleRecord subclass that only stores that dict; nothing of torch or R3GAN
-is imported or run. Torch dtypes (a stage's `DataType`) resolve to inert markers.
+class resolves to a ModuleRecord subclass that only stores that dict; nothing of torch, R3GAN,
+StyleGAN-T or open_clip is imported or run. Torch dtypes (a stage's `DataType`) resolve to inert markers.
 """
 from __future__ import annotations
 
@@ -44,10 +45,32 @@ MODULE_CLASSES = (
       for variant in ("CUDA", "Reference")),
     "R3GAN.FusedOperators.BiasedActivationCUDA", "R3GAN.FusedOperators.BiasedActivationReference",
     "torch.nn.modules.conv.Conv2d", "torch.nn.modules.linear.Linear", "torch.nn.modules.container.ModuleList",
-    "torch.nn.modules.sparse.Embedding",  # StyleGAN-XL's class embedding (mapping.embed)
+    "torch.nn.modules.sparse.Embedding",  # StyleGAN-XL's class embedding (mapping.embed), CLIP's token embedding
+    # StyleGAN-T's generator: its own modules and those of the CLIP text tower it holds.
+    *(f"networks.generator.{name}" for name in (
+        "Generator", "MappingNetwork", "SynthesisNetwork", "SynthesisBlock", "SynthesisLayer", "SynthesisInput",
+        "ToRGBLayer", "StyleSplit", "GroupNorm32")),
+    "networks.shared.MLP", "networks.shared.FullyConnectedLayer", "networks.shared.ResidualBlock", "networks.clip.CLIP",
+    "torchvision.transforms.transforms.Normalize",
+    "open_clip.model.CLIP", "open_clip.transformer.Transformer", "open_clip.transformer.ResidualAttentionBlock",
+    "open_clip.transformer.LayerNorm", "open_clip.transformer.LayerNormFp32", "open_clip.transformer.QuickGELU",
+    "open_clip.transformer.LayerScale", "open_clip.model.QuickGELU",
+    "torch.nn.modules.activation.MultiheadAttention", "torch.nn.modules.linear.NonDynamicallyQuantizableLinear",
+    "torch.nn.modules.activation.GELU", "torch.nn.modules.container.Sequential", "torch.nn.modules.linear.Identity",
+    "torch.nn.modules.normalization.LayerNorm",
 )
 
 TORCH_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def submodule(record: Any, *path: str) -> Any:
+    """The module record (persistent or by value) at `path` below `record`, or None."""
+    for name in path:
+        modules = record.state.get("_modules")
+        record = modules.get(name) if isinstance(modules, dict) else None
+        if not isinstance(getattr(record, "state", None), dict):
+            return None
+    return record
 
 TORCH_MODULE_GLOBALS = {
     **{tuple(name.rsplit(".", 1)): _record_class(name) for name in MODULE_CLASSES},

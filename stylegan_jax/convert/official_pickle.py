@@ -3,7 +3,8 @@
 A snapshot (`network-snapshot-*.pkl`) is a plain pickle of a dict holding the networks 'G', 'D',
 'G_ema' and 'augment_pipe' as persistent torch modules, plus 'training_set_kwargs'. R3GAN's
 snapshots have the same layout but pickle their networks by value, without constructor arguments,
-which are then read off the state dict (see r3gan_kwargs). It is read with a restricted unpickler
+which are then read off the state dict (see r3gan_kwargs); so do StyleGAN-T's (dill), whose generator's
+arguments are read off its modules (see stylegan_t_kwargs). It is read with a restricted unpickler
 (see _snapshot_unpickler): nothing in the file is imported, called or executed apart from our own
 reconstruction functions, and any other global is refused.
 
@@ -15,16 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO, Optional, Union
 
 import numpy as np
 
 from stylegan_jax.convert._restricted_unpickler import Inert
 from stylegan_jax.convert._snapshot_unpickler import PersistentRecord, load_snapshot_object
-from stylegan_jax.convert._torch_modules import ModuleRecord
+from stylegan_jax.convert._torch_modules import ModuleRecord, submodule
 from stylegan_jax.convert.r3gan_kwargs import DISCRIMINATOR as R3GAN_DISCRIMINATOR
 from stylegan_jax.convert.r3gan_kwargs import GENERATOR as R3GAN_GENERATOR
 from stylegan_jax.convert.r3gan_kwargs import r3gan_init_kwargs
+from stylegan_jax.convert.stylegan_t_kwargs import GENERATOR as STYLEGAN_T_GENERATOR
+from stylegan_jax.convert.stylegan_t_kwargs import stylegan_t_init_kwargs, text_tower_settings
 from stylegan_jax.networks.stylegan_xl import official_stage_kwargs
 
 NETWORK_KEYS = ("G", "D", "G_ema")
@@ -43,11 +46,13 @@ _SYNTHESIS_FROM_STEM = ("w_dim", *_STEM_FROM_SYNTHESIS)
 
 @dataclasses.dataclass(frozen=True)
 class OfficialNetwork:
-    """One network of a snapshot: official class name, constructor kwargs and state dict."""
+    """One network of a snapshot: official class name, constructor kwargs and state dict; for a StyleGAN-T
+    generator also its CLIP text tower's settings that the weights do not tell ({'heads', 'quick_gelu'})."""
 
     class_name: str
     init_kwargs: dict[str, Any]
     state_dict: dict[str, np.ndarray]
+    text_tower: Optional[dict[str, Any]] = None
 
 
 def read_official_pickle(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str, Any]:
@@ -88,7 +93,10 @@ def _read_snapshot(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str,
 
 
 def network_from_record(record: Any, where: str = "network") -> OfficialNetwork:
-    """Converts the persistent record of a top-level network (or an R3GAN module record) into an OfficialNetwork."""
+    """Converts the persistent record of a top-level network (or an R3GAN / StyleGAN-T module record) into an
+    OfficialNetwork."""
+    if isinstance(record, ModuleRecord) and record.class_name == STYLEGAN_T_GENERATOR:
+        return _stylegan_t_network(record, where)
     if isinstance(record, ModuleRecord):
         return _r3gan_network(record, where)
     if isinstance(record, Inert):
@@ -137,7 +145,7 @@ def _official_class_name(record: PersistentRecord, where: str) -> str:
     if record.class_name == "SuperresGenerator":
         return XL_SUPERRES
     if record.class_name == "Generator":
-        if _submodule(record, "mapping", "embed") is not None:
+        if submodule(record, "mapping", "embed") is not None:
             return XL_GENERATOR  # StyleGAN-XL's class embedding
         return SG3_GENERATOR if _submodule_class(record, "synthesis", "input") == "SynthesisInput" else SG2_GENERATOR
     raise ValueError(f"{where}: unsupported network class {record.class_name!r}; "
@@ -147,7 +155,7 @@ def _official_class_name(record: PersistentRecord, where: str) -> str:
 def _xl_stage_kwargs(record: PersistentRecord, init_kwargs: dict[str, Any], where: str) -> dict[str, Any]:
     """Our SuperresGenerator kwargs of an official stage (its earlier stages recovered from its layer names)."""
     stem = _xl_stem_kwargs(record, where)
-    layer_names = _submodule(record, "synthesis").state.get("layer_names")
+    layer_names = submodule(record, "synthesis").state.get("layer_names")
     if not (isinstance(layer_names, list) and all(isinstance(name, str) for name in layer_names)):
         raise ValueError(f"{where}: the SuperresGenerator's synthesis network has no list of layer names")
     try:
@@ -161,7 +169,7 @@ def _xl_stem_kwargs(record: PersistentRecord, where: str) -> dict[str, Any]:
     networks were built with (the official stage loads its stem from a file it does not keep)."""
     parts = {}
     for name in ("mapping", "synthesis"):
-        module = _submodule(record, name)
+        module = submodule(record, name)
         if not isinstance(module, PersistentRecord) or "_init_kwargs" not in module.state:
             raise ValueError(f"{where}: the SuperresGenerator has no persistent {name} network with its kwargs")
         parts[name] = _plain(module.state["_init_kwargs"], f"{where}.{name}.init_kwargs")
@@ -176,12 +184,20 @@ def _xl_stem_kwargs(record: PersistentRecord, where: str) -> dict[str, Any]:
             **{k: v for k, v in synthesis.items() if k not in _SYNTHESIS_FROM_STEM}}
 
 
+def _stylegan_t_network(record: ModuleRecord, where: str) -> OfficialNetwork:
+    try:
+        return OfficialNetwork(record.class_name, stylegan_t_init_kwargs(record), state_dict_from_record(record),
+                               text_tower_settings(record))
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
 def _r3gan_network(record: ModuleRecord, where: str) -> OfficialNetwork:
     if record.class_name not in (R3GAN_GENERATOR, R3GAN_DISCRIMINATOR):
         raise ValueError(f"{where}: unsupported network class {record.class_name!r}; expected "
                          f"{R3GAN_GENERATOR!r} or {R3GAN_DISCRIMINATOR!r}")
     state_dict = state_dict_from_record(record)
-    stages = _submodule(record, "Model", "MainLayers")
+    stages = submodule(record, "Model", "MainLayers")
     stages = {} if stages is None else stages.state["_modules"]
     # A stage's DataType is a torch dtype (an inert marker carrying its name); reduced ones are FP16Stages.
     low = [int(i) for i, stage in stages.items() if isinstance(stage, ModuleRecord)
@@ -189,17 +205,8 @@ def _r3gan_network(record: ModuleRecord, where: str) -> OfficialNetwork:
     return OfficialNetwork(record.class_name, r3gan_init_kwargs(record.class_name, state_dict, low), state_dict)
 
 
-def _submodule(record, *path: str):
-    """The (persistent or by-value) module record at `path` below `record`, or None."""
-    for name in path:
-        record = record.state.get("_modules", {}).get(name)
-        if not isinstance(record, (PersistentRecord, ModuleRecord)):
-            return None
-    return record
-
-
 def _submodule_class(record: PersistentRecord, *path: str) -> str | None:
-    module = _submodule(record, *path)
+    module = submodule(record, *path)
     return None if module is None else module.class_name
 
 

@@ -239,15 +239,7 @@ def clip_text_params(tensors: dict[str, np.ndarray], preset_or_config: str | CLI
     """The module and its Flax params from open_clip/OpenAI-named tensors, checked against the preset."""
     label, config = _resolve_config(preset_or_config)
     t = TowerTensors(tensors, _text_prefix(tensors, source), label, source)
-    layers = t.count_layers(("cls_emb", "text_projection.weight", "text_projection.bias"))
-
-    def dim(name: str, axis: int) -> int | None:  # a size to check the config by; `shaped` reports a wrong rank
-        shape = t.fetch(name).shape
-        return shape[axis] if len(shape) == 2 else None
-
-    t.check_config({"width": dim("token_embedding.weight", 1), "layers": layers,
-                    "vocab_size": dim("token_embedding.weight", 0), "context_length": dim("positional_embedding", 0),
-                    "embed_dim": dim("text_projection", 1)}, config, "text")
+    t.check_config(_text_sizes(t), config, "text")
     w = config.width
     params: dict = {
         "token_embedding": {"embedding": t.shaped("token_embedding.weight", (config.vocab_size, w))},
@@ -257,6 +249,28 @@ def clip_text_params(tensors: dict[str, np.ndarray], preset_or_config: str | CLI
         **{f"resblocks_{i}": t.resblock(i, w) for i in range(config.layers)},
     }
     return CLIPTextTower(config), params
+
+
+def _text_sizes(t: TowerTensors) -> dict[str, int | None]:
+    """The text tower's sizes that its tensors tell (None where a tensor has the wrong rank)."""
+    def dim(name: str, axis: int) -> int | None:  # `shaped` reports a wrong rank later
+        shape = t.fetch(name).shape
+        return shape[axis] if len(shape) == 2 else None
+
+    return {"width": dim("token_embedding.weight", 1),
+            "layers": t.count_layers(("cls_emb", "text_projection.weight", "text_projection.bias")),
+            "vocab_size": dim("token_embedding.weight", 0), "context_length": dim("positional_embedding", 0),
+            "embed_dim": dim("text_projection", 1)}
+
+
+def sized_text_tower(tensors: dict[str, np.ndarray], heads: int, quick_gelu: bool,
+                     source: str = "CLIP weights") -> tuple[CLIPTextTower, dict]:
+    """Like clip_text_params, with the sizes read from the tensors and the heads and activation given (a pickled
+    CLIP model records those two as module attributes)."""
+    sizes = _text_sizes(TowerTensors(tensors, _text_prefix(tensors, source), "CLIP text tower", source))
+    if None in sizes.values() or sizes["width"] % heads:
+        raise ValueError(f"{source}: the CLIP text tower's sizes {sizes} do not fit {heads} attention heads")
+    return clip_text_params(tensors, CLIPTextConfig(heads=heads, quick_gelu=quick_gelu, **sizes), source)
 
 
 def load_clip_text(path: str | os.PathLike, preset_or_config: str | CLIPTextConfig = "ViT-L-14"

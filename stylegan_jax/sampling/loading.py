@@ -54,6 +54,11 @@ def load_generator(path: str | os.PathLike, step: int | None = None, raw: bool =
         raise GeneratorLoadError(f"cannot load a generator from {os.fspath(path)!r}: {e}") from e
 
 
+def is_pickle(path: str | os.PathLike) -> bool:
+    """Whether `path` is a file that starts like a pickle (an official network snapshot, if anything)."""
+    return _first_byte(pathlib.Path(path)) in _PICKLE_START
+
+
 def _first_byte(path: pathlib.Path) -> int | None:
     if path.is_dir():
         return None

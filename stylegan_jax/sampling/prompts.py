@@ -12,8 +12,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.convert.official_pickle import read_official_pickle
 from stylegan_jax.networks import stylegan_t
 from stylegan_jax.perceptual import clip_text
+from stylegan_jax.sampling.loading import is_pickle
 
 FROZEN_TEXT_TOWER = "clip_text"  # where a StyleGAN-T run keeps its text tower (D's 'frozen' collection)
 
@@ -56,7 +58,8 @@ _embed = jax.jit(embed_tokens, static_argnums=0)
 def prompt_encoder(network: str | os.PathLike, step: int | None = None, clip: str | os.PathLike | None = None,
                    clip_model: str = "ViT-L-14") -> PromptEncoder:
     """The text tower of a CLIP weights file `clip` (open_clip/OpenAI, of preset `clip_model`) or, without one,
-    the frozen tower that the training run folder `network` trained with (at `step`, default the latest)."""
+    the frozen tower that the training run folder `network` trained with (at `step`, default the latest) or
+    that the official StyleGAN-T snapshot `network` holds in its generator."""
     if clip is not None:
         if clip_model not in clip_text.PRESETS:
             raise ValueError(f"CLIP model must be one of {sorted(clip_text.PRESETS)}, got {clip_model!r}")
@@ -65,10 +68,11 @@ def prompt_encoder(network: str | os.PathLike, step: int | None = None, clip: st
     from stylegan_jax import checkpoint
 
     path = pathlib.Path(network).expanduser()
+    if path.is_file() and is_pickle(path) and step is None:
+        return _snapshot_prompt_encoder(path)
     if not path.is_dir() or not (path / checkpoint.CHECKPOINT_DIR).is_dir():
         raise ValueError(f"prompts need CLIP's text tower: give the CLIP weights file, or a StyleGAN-T training run "
-                         f"folder as the network (not {os.fspath(network)!r})")
-    from stylegan_jax import checkpoint
+                         f"folder or official snapshot as the network (not {os.fspath(network)!r})")
 
     _, meta = checkpoint.read_meta(os.fspath(path), step)
     text = meta["config"].get("text", {})
@@ -77,6 +81,17 @@ def prompt_encoder(network: str | os.PathLike, step: int | None = None, clip: st
     config = clip_text.text_config(text["clip"], tuple(text.get("clip_sizes", ())))
     params = checkpoint.load_frozen(os.fspath(path), FROZEN_TEXT_TOWER, step)
     return PromptEncoder(clip_text.CLIPTextTower(config), params)
+
+
+def _snapshot_prompt_encoder(path: pathlib.Path) -> PromptEncoder:
+    """The CLIP text tower inside the generator (G_ema, else G) of an official StyleGAN-T snapshot."""
+    snapshot = read_official_pickle(path)
+    network = snapshot.get("G_ema") or snapshot.get("G")
+    if network is None or network.text_tower is None:
+        raise ValueError(f"{os.fspath(path)!r} holds no StyleGAN-T generator with a CLIP text tower: give --clip FILE")
+    tensors = stylegan_t.split_clip_state_dict(network.state_dict)[1]
+    tower, params = clip_text.sized_text_tower(tensors, **network.text_tower, source=os.fspath(path))
+    return PromptEncoder(tower, jax.tree_util.tree_map(jnp.asarray, params))
 
 
 def is_text_conditional(G: nn.Module) -> bool:

@@ -98,8 +98,8 @@ def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) ->
         nets = {key: variables for key, (_, variables) in load_official_pickle(source).items()}
         missing = [key for key in ("G", "D", "G_ema") if key not in nets]
         if missing:
-            raise ValueError(f"config.resume: {source} holds no readable {', '.join(missing)} (a StyleGAN-XL "
-                             "snapshot's projected D cannot be read: load its generator with generate/export)")
+            raise ValueError(f"config.resume: {source} holds no readable {', '.join(missing)} (the projected D of a "
+                             "StyleGAN-XL or StyleGAN-T snapshot cannot be read: load its generator with generate/export)")
     else:
         nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
     nets["D"] = _matching_rotation_head(nets["D"], state.d)
