@@ -15,7 +15,7 @@ import pickle
 import struct
 import sys
 import types
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Collection, Iterator, Mapping, Optional
 
 import numpy as np
 
@@ -146,15 +146,21 @@ def module_record(class_name: str, parameters: Mapping[str, Any] = (), buffers: 
     return Call(RECONSTRUCT_PERSISTENT_OBJ, meta)
 
 
-def network_record(class_name: str, init_kwargs: Mapping[str, Any], state_dict: Mapping[str, np.ndarray]) -> Call:
-    """A pickled top-level network built from its official class name, kwargs and state dict."""
+def state_dict_tree(state_dict: Mapping[str, np.ndarray], buffer_names: Collection[str]) -> dict:
+    """A state dict as nested nodes {'modules': {name: node}, 'parameters' / 'buffers': {leaf name: tensor}}."""
     tree: dict = {}
     for name, value in state_dict.items():
         *path, leaf = name.split(".")
         node = tree
         for part in path:
             node = node.setdefault("modules", {}).setdefault(part, {})
-        node.setdefault("buffers" if leaf in BUFFER_NAMES else "parameters", {})[leaf] = value
+        node.setdefault("buffers" if leaf in buffer_names else "parameters", {})[leaf] = value
+    return tree
+
+
+def network_record(class_name: str, init_kwargs: Mapping[str, Any], state_dict: Mapping[str, np.ndarray]) -> Call:
+    """A pickled top-level network built from its official class name, kwargs and state dict."""
+    tree = state_dict_tree(state_dict, BUFFER_NAMES)
 
     def build(node, class_name, init_kwargs=None):
         modules = {name: build(child, SUBMODULE_CLASSES.get(name, "Layer"))

@@ -47,7 +47,7 @@ def torch_module(class_name: str, parameters: Mapping[str, np.ndarray] = (), buf
 
 
 def _class_name(name: str, node: dict, generator: bool) -> str:
-    children, params = node.get("modules", {}), node.get("params", {})
+    children, params = node.get("modules", {}), node.get("parameters", {})
     if name in ("MainLayers", "Layers"):
         return "torch.nn.modules.container.ModuleList"
     if "Layers" in children:
@@ -73,7 +73,7 @@ def _attributes(class_name: str, node: dict, stage_dtype: Any) -> dict:
     if class_name.endswith("Stage"):
         return {"DataType": stage_dtype}
     if class_name.endswith("Conv2d"):
-        k = np.shape(node["params"]["weight"])[-1]
+        k = np.shape(node["parameters"]["weight"])[-1]
         return {"kernel_size": (k, k), "stride": (1, 1), "padding": ((k - 1) // 2,) * 2, "padding_mode": "zeros"}
     return {}
 
@@ -82,20 +82,14 @@ def network(class_name: str, state_dict: Mapping[str, np.ndarray], bfloat16_stag
             **wrapper_attributes: Any) -> Any:
     """The pickled form of an R3GAN `training.networks.Generator` / `Discriminator` with this state dict."""
     generator = class_name.endswith("Generator")
-    tree: dict = {}
-    for name, value in state_dict.items():
-        *path, leaf = name.split(".")
-        node = tree
-        for part in path:
-            node = node.setdefault("modules", {}).setdefault(part, {})
-        node.setdefault("buffers" if leaf == "Kernel" else "params", {})[leaf] = value
+    tree = w.state_dict_tree(state_dict, {"Kernel"})
 
     def build(name, node, class_name, stage=None):
         modules = {child: build(child, sub, _class_name(child, sub, generator),
                                 int(child) if name == "MainLayers" else stage)
                    for child, sub in node.get("modules", {}).items()}
         dtype = TORCH_DTYPES["bfloat16" if stage in bfloat16_stages else "float32"]
-        return torch_module(class_name, node.get("params", {}), node.get("buffers", {}), modules,
+        return torch_module(class_name, node.get("parameters", {}), node.get("buffers", {}), modules,
                             **_attributes(class_name, node, dtype))
 
     model = build("Model", tree["modules"]["Model"], f"R3GAN.Networks.{'Generator' if generator else 'Discriminator'}")

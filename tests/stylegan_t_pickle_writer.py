@@ -41,17 +41,6 @@ CLASSES = [
 ]
 
 
-def _tree(state_dict: Mapping[str, np.ndarray]) -> dict:
-    tree: dict = {}
-    for name, value in state_dict.items():
-        *path, leaf = name.split(".")
-        node = tree
-        for part in path:
-            node = node.setdefault("modules", {}).setdefault(part, {})
-        node.setdefault("buffers" if leaf in BUFFERS else "params", {})[leaf] = value
-    return tree
-
-
 def _class(path: str) -> str:
     return next(cls for pattern, cls in CLASSES if re.fullmatch(pattern, path))
 
@@ -72,7 +61,7 @@ def generator(kwargs: Mapping[str, Any], state_dict: Mapping[str, np.ndarray], *
     mapping_layers = sum(bool(re.fullmatch(r"mapping\.mlp\.fc\d+\.weight", name)) for name in state_dict)
 
     def attrs(path: str, node: dict) -> dict:
-        params = node.get("params", {})
+        params = node.get("parameters", {})
         found: dict = {}
         if path == "":
             found = {key: kwargs[key] for key in ("z_dim", "conditional", "img_resolution")}
@@ -89,7 +78,7 @@ def generator(kwargs: Mapping[str, Any], state_dict: Mapping[str, np.ndarray], *
                          block_resolutions=resolutions, img_channels=kwargs.get("img_channels", 3))
         elif re.fullmatch(r"synthesis\.b\d+", path):
             res = int(path.rsplit("b", 1)[1])
-            width = node["modules"]["convs1"]["modules"]["0"]["params"]["weight"].shape[0]
+            width = node["modules"]["convs1"]["modules"]["0"]["parameters"]["weight"].shape[0]
             found = dict(resolution=res, out_channels=int(width),
                          architecture=synthesis.get("architecture", "orig"), use_fp16=res >= fp16_resolution,
                          channels_last=False, fused_modconv_default="inference_only", is_last=res == resolutions[-1])
@@ -107,7 +96,7 @@ def generator(kwargs: Mapping[str, Any], state_dict: Mapping[str, np.ndarray], *
             found = dict(mean=(0.48145466, 0.4578275, 0.40821073), std=(0.26862954, 0.26130258, 0.27577711))
         return {**found, **overrides.get(path, {})}
 
-    tree = _tree(state_dict)
+    tree = w.state_dict_tree(state_dict, BUFFERS)
     if kwargs.get("conditional"):  # modules without tensors: CLIP's input normalisation, activations, layer scales
         clip = tree["modules"]["mapping"]["modules"]["clip"]
         clip["modules"]["norm"] = {"class": "torchvision.transforms.transforms.Normalize"}
@@ -120,7 +109,7 @@ def generator(kwargs: Mapping[str, Any], state_dict: Mapping[str, np.ndarray], *
     def build(path: str, node: dict):
         modules = {name: build(f"{path}.{name}" if path else name, child)
                    for name, child in node.get("modules", {}).items()}
-        return rw.torch_module(node.get("class") or _class(path), node.get("params", {}), node.get("buffers", {}),
+        return rw.torch_module(node.get("class") or _class(path), node.get("parameters", {}), node.get("buffers", {}),
                                modules, **attrs(path, node))
 
     return build("", tree)
