@@ -63,6 +63,12 @@ MODULE_CLASSES = (
 TORCH_DTYPES = ("float32", "float16", "bfloat16")
 
 
+TORCH_MODULE_GLOBALS = {
+    **{tuple(name.rsplit(".", 1)): _record_class(name) for name in MODULE_CLASSES},
+    **{("torch", dtype): Global(f"torch.{dtype}", payload=dtype) for dtype in TORCH_DTYPES},
+}
+
+
 def submodule(record: Any, *path: str) -> Any:
     """The module record (persistent or by value) at `path` below `record`, or None."""
     for name in path:
@@ -71,8 +77,3 @@ def submodule(record: Any, *path: str) -> Any:
         if not isinstance(getattr(record, "state", None), dict):
             return None
     return record
-
-TORCH_MODULE_GLOBALS = {
-    **{tuple(name.rsplit(".", 1)): _record_class(name) for name in MODULE_CLASSES},
-    **{("torch", dtype): Global(f"torch.{dtype}", payload=dtype) for dtype in TORCH_DTYPES},
-}

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from stylegan_jax.convert._torch_modules import submodule
+from stylegan_jax.networks.stylegan_t import MappingNetwork
 
 GENERATOR = "networks.generator.Generator"
-_MAPPING_DEFAULTS = dict(num_layers=2, activation="lrelu", lr_multiplier=0.01, x_avg_beta=0.995)
 
 
 def _attribute(record: Any, name: str, kinds: tuple[type, ...], where: str) -> Any:
@@ -37,9 +37,7 @@ def _module(record: Any, path: str) -> Any:
 
 
 def _shape(record: Any, name: str, where: str) -> tuple[int, ...]:
-    value = record.state.get("_parameters", {}).get(name)
-    if value is None:
-        value = record.state.get("_buffers", {}).get(name)
+    value = record.state["_parameters"].get(name)
     if not isinstance(value, np.ndarray):
         raise ValueError(f"{where} has no tensor {name!r}")
     return value.shape
@@ -67,7 +65,8 @@ def stylegan_t_init_kwargs(record: Any) -> dict[str, Any]:
     if "train_mode" in record.state:
         kwargs["train_mode"] = _attribute(record, "train_mode", (str,), where)
     kwargs["synthesis_kwargs"] = _synthesis_kwargs(_module(record, "synthesis"))
-    mapping = {key: value for key, value in _mapping_kwargs(record).items() if value != _MAPPING_DEFAULTS[key]}
+    defaults = MappingNetwork.__dataclass_fields__
+    mapping = {key: value for key, value in _mapping_kwargs(record).items() if value != defaults[key].default}
     if mapping:
         kwargs["mapping_kwargs"] = mapping
     return kwargs
