@@ -60,7 +60,7 @@ def read_official_pickle(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dic
     'unreadable'}.
 
     'training_set_kwargs' is a plain dict, or None when absent; 'augment_pipe' is skipped;
-    'unreadable' maps a discriminator read past to its class (StyleGAN-XL's projected D).
+    'unreadable' maps a discriminator read past to its class (StyleGAN-XL's or StyleGAN-T's projected D).
     Raises pickle.UnpicklingError for any global outside an official snapshot (nothing of the
     file is run) and ValueError when the pickle is not a network snapshot.
     """
@@ -83,7 +83,7 @@ def _read_snapshot(path_or_file: Union[str, os.PathLike, BinaryIO]) -> dict[str,
     if not present:
         raise ValueError(f"not a network snapshot: none of {list(NETWORK_KEYS)} among its keys "
                          f"{sorted(map(str, snapshot))}")
-    # Only a discriminator may be read past (StyleGAN-XL's projected one); an unreadable generator is an error.
+    # Only a discriminator may be read past (a projected one); an unreadable generator is an error.
     unreadable = {key: snapshot[key].global_name for key in present if key == "D" and isinstance(snapshot[key], Inert)}
     result: dict[str, Any] = {key: network_from_record(snapshot[key], key) for key in present if key not in unreadable}
     result["unreadable"] = unreadable

@@ -56,7 +56,8 @@ def load_generator(path: str | os.PathLike, step: int | None = None, raw: bool =
 
 def is_pickle(path: str | os.PathLike) -> bool:
     """Whether `path` is a file that starts like a pickle (an official network snapshot, if anything)."""
-    return _first_byte(pathlib.Path(path)) in _PICKLE_START
+    path = pathlib.Path(path)
+    return path.is_file() and _first_byte(path) in _PICKLE_START
 
 
 def _first_byte(path: pathlib.Path) -> int | None:

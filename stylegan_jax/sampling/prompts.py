@@ -68,7 +68,7 @@ def prompt_encoder(network: str | os.PathLike, step: int | None = None, clip: st
     from stylegan_jax import checkpoint
 
     path = pathlib.Path(network).expanduser()
-    if path.is_file() and is_pickle(path) and step is None:
+    if is_pickle(path) and step is None:
         return _snapshot_prompt_encoder(path)
     if not path.is_dir() or not (path / checkpoint.CHECKPOINT_DIR).is_dir():
         raise ValueError(f"prompts need CLIP's text tower: give the CLIP weights file, or a StyleGAN-T training run "

@@ -14,7 +14,7 @@ import numpy as np
 from jax.sharding import Mesh
 
 from stylegan_jax import checkpoint, fileio
-from stylegan_jax.convert import load_official_pickle
+from stylegan_jax.convert import NETWORK_KEYS, load_official_pickle
 from stylegan_jax.convert.state_dict import build_network
 from stylegan_jax.data.config import normal_resolution
 from stylegan_jax.images import image_grid, image_size, save_image, to_uint8
@@ -96,12 +96,12 @@ def _resume_weights(state: TrainState, source: str, reshape_ok: bool = False) ->
     """
     if source.endswith(".pkl"):
         nets = {key: variables for key, (_, variables) in load_official_pickle(source).items()}
-        missing = [key for key in ("G", "D", "G_ema") if key not in nets]
+        missing = [key for key in NETWORK_KEYS if key not in nets]
         if missing:
             raise ValueError(f"config.resume: {source} holds no readable {', '.join(missing)} (the projected D of a "
                              "StyleGAN-XL or StyleGAN-T snapshot cannot be read: load its generator with generate/export)")
     else:
-        nets = {key: checkpoint.load_network(source, which=key)[1] for key in ("G", "D", "G_ema")}
+        nets = {key: checkpoint.load_network(source, which=key)[1] for key in NETWORK_KEYS}
     nets["D"] = _matching_rotation_head(nets["D"], state.d)
     reinitialised = []
     for key, old in (("G", state.g), ("D", state.d), ("G_ema", state.g_ema)):
