@@ -168,8 +168,9 @@ class SynthesisBlock(nn.Module):
         if self.in_channels == 0:
             height, width = image_size(self.resolution)
             const = self.param("const", jax.random.normal, (self.out_channels, height, width))
-            x = jnp.broadcast_to(jnp.transpose(const, (1, 2, 0)).astype(dtype)[None],
-                                 (ws.shape[0], height, width, self.out_channels))
+            # Broadcast, then cast: the constant's gradient sums the batch in float32.
+            x = jnp.broadcast_to(jnp.transpose(const, (1, 2, 0))[None],
+                                 (ws.shape[0], height, width, self.out_channels)).astype(dtype)
             x = conv("conv1", self.out_channels)(x, ws[:, 0], **common)
         elif self.architecture == "resnet":
             x = x.astype(dtype)

@@ -34,6 +34,7 @@ from stylegan_jax.networks.stylegan3 import SynthesisInput
 from stylegan_jax.ops.bias_act import ACTIVATIONS, bias_act
 from stylegan_jax.ops.modulated_conv2d import modulated_conv2d
 from stylegan_jax.ops.normalization import normalize_2nd_moment
+from stylegan_jax.ops.precision import scale_channels
 from stylegan_jax.ops.upfirdn2d import upsample2d
 
 GN_EPS = 1e-5  # torch.nn.GroupNorm's default
@@ -189,7 +190,7 @@ class SynthesisLayer(nn.Module):
         if self.residual:
             gamma = self.param("gamma", lambda _: jnp.full((1, self.out_channels, 1, 1), self.layer_scale_init,
                                                             jnp.float32))
-            y = gamma.reshape(1, 1, 1, -1).astype(dtype) * y
+            y = scale_channels(y, gamma.reshape(-1))
             y = (y + x) * np.float32(np.sqrt(2))
         return y
 

@@ -8,6 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from stylegan_jax.ops.precision import accumulation_dtype
+
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
 def leaky_relu(x: jax.Array, alpha: float) -> jax.Array:
@@ -48,7 +50,8 @@ def bias_act(x: jax.Array, b: jax.Array | None = None, dim: int = -1, act: str =
              alpha: float | None = None, gain: float | None = None,
              clamp: float | None = None) -> jax.Array:
     """Adds bias `b` along axis `dim` (channels last by default), applies activation `act`,
-    scales by `gain` (the activation's default when None) and clamps to [-clamp, clamp].
+    scales by `gain` (the activation's default when None) and clamps to [-clamp, clamp]. Computes in
+    float32 (or wider) and returns x's dtype, so a bfloat16 block's bias gradient sums in float32.
     """
     if act not in ACTIVATIONS:
         raise ValueError(f"unknown activation {act!r}; expected one of {sorted(ACTIVATIONS)}")
@@ -57,6 +60,7 @@ def bias_act(x: jax.Array, b: jax.Array | None = None, dim: int = -1, act: str =
     spec = ACTIVATIONS[act]
     alpha = spec.default_alpha if alpha is None else float(alpha)
     gain = spec.default_gain if gain is None else float(gain)
+    dtype, x = x.dtype, x.astype(accumulation_dtype(x.dtype))
     if b is not None:
         axis = dim % x.ndim
         if b.ndim != 1 or b.shape[0] != x.shape[axis]:
@@ -67,4 +71,4 @@ def bias_act(x: jax.Array, b: jax.Array | None = None, dim: int = -1, act: str =
         x = x * jnp.asarray(gain, x.dtype)
     if clamp is not None:
         x = jnp.clip(x, -clamp, clamp)
-    return x
+    return x.astype(dtype)

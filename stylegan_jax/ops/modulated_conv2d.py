@@ -7,6 +7,7 @@ import numpy as np
 
 from stylegan_jax.ops.conv2d_resample import conv2d_resample
 from stylegan_jax.ops.modulated_conv2d_sg3 import demodulation
+from stylegan_jax.ops.precision import scale_channels
 
 
 def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array, noise: jax.Array | None = None,
@@ -36,10 +37,10 @@ def modulated_conv2d(x: jax.Array, weight: jax.Array, styles: jax.Array, noise: 
         x, w.astype(x.dtype), f=resample_filter, up=up, down=down, padding=padding,
         groups=groups, flip_weight=flip_weight)
     if not fused_modconv:
-        x = x * styles.astype(x.dtype)[:, None, None, :]
+        x = scale_channels(x, styles)
         x = conv(x, weight)
         if demodulate:
-            x = x * dcoefs.astype(x.dtype)[:, None, None, :]
+            x = scale_channels(x, dcoefs)
     else:
         w = weight[None] * styles[:, None, :, None, None]  # [N, O, I, kh, kw]
         if demodulate:

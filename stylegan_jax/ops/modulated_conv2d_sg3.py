@@ -6,6 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.ops.conv2d import conv2d
+from stylegan_jax.ops.precision import scale_channels
 
 
 def _parse_conv_padding(padding) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -48,9 +49,9 @@ def modulated_conv2d(x: jax.Array, w: jax.Array, s: jax.Array, demodulate: bool 
             raise ValueError(f"input_gain {gain.shape} must be a scalar, [{in_channels}] or "
                              f"[{n}, {in_channels}]")
         in_scale = s * jnp.broadcast_to(gain, (n, in_channels))
-    y = conv2d(x * in_scale.astype(x.dtype)[:, None, None, :], w.astype(x.dtype), padding=pad)
+    y = conv2d(scale_channels(x, in_scale), w.astype(x.dtype), padding=pad)
     if demodulate:
-        y = y * demodulation(w, s).astype(x.dtype)[:, None, None, :]
+        y = scale_channels(y, demodulation(w, s))
     return y
 
 
