@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from stylegan_jax.ops.filters import filter_size, parse_padding, parse_scaling, polyphase_taps
+from stylegan_jax.ops.precision import accumulation_dtype
 
 
 def _shifted_sum(x, k, start, out_size, step=(1, 1)):
@@ -20,7 +21,7 @@ def _shifted_sum(x, k, start, out_size, step=(1, 1)):
     ends = [start[0] + (out_size[0] - 1) * step[0] + kh - 1, start[1] + (out_size[1] - 1) * step[1] + kw - 1]
     xp = jax.lax.pad(x, jnp.zeros((), x.dtype), [(0, 0, 0), (-start[0], ends[0] - (h - 1), 0),
                                                  (-start[1], ends[1] - (w - 1), 0), (0, 0, 0)])
-    acc_dtype = jnp.promote_types(x.dtype, jnp.float32)
+    acc_dtype = accumulation_dtype(x.dtype)
     k = k.astype(acc_dtype)
     out = None
     for i in range(kh):
