@@ -177,8 +177,12 @@ def measure(preset: Preset, batch_per_device: int | None = None, devices: int | 
     if compile_only:
         return row
 
-    # Warm-up: one schedule period runs every phase and the EMA with every number of phases.
-    state, _ = time_iterations(trainer, state, images, labels, config, schedule_period(trainer))
+    # Warm-up: with --periods, one schedule period runs every phase and the EMA with every number of
+    # phases that train_step uses; without, one run of each phase and the EMA as timed below.
+    if periods:
+        state, _ = time_iterations(trainer, state, images, labels, config, schedule_period(trainer))
+    else:
+        state, _ = time_phases(trainer, state, images, labels, 1)
     state, phase_s = time_phases(trainer, state, images, labels, runs)
     row["phase_ms"] = {name: s * 1e3 for name, s in phase_s.items()}
     seconds = sum(phase_s[name] * weights[name] for name in phase_s)

@@ -3,8 +3,8 @@
 torch's Adam skips a parameter whose `.grad` is None: one the backward graph never reached, as
 opposed to one it reached with zeros. JAX returns zeros in both cases, but an unreached
 parameter's gradient is a constant in the traced program, while a reached one is computed from
-the inputs. A dependency pass over the jaxpr of the gradient tells the two apart, once per phase
-at trace time, so the training step itself pays nothing.
+the inputs. A dependency pass over the jaxpr of the gradient tells the two apart at trace time, on
+the jaxpr that the step then runs, so neither the trace nor the step pays twice.
 """
 from __future__ import annotations
 
@@ -38,13 +38,19 @@ def _dependent_outputs(jaxpr, dependent_inputs: list[bool]) -> list[bool]:
     return [is_dependent(var) for var in jaxpr.outvars]
 
 
-def reached_parameters(loss_fn: Callable[..., tuple[jax.Array, Any]], params: Any, *args: Any) -> Any:
-    """A tree of bools like `params`: whether the gradient of loss_fn(params, *args)[0] reaches each leaf.
+def value_grad_and_reached(loss_fn: Callable[..., tuple[jax.Array, Any]], params: Any, *args: Any
+                           ) -> tuple[tuple[jax.Array, Any], Any, Any]:
+    """((loss, aux), gradient, reached) of loss_fn(params, *args) = (loss, aux) with respect to `params`.
 
-    `params` and `args` may be abstract (jax.ShapeDtypeStruct).
+    `reached` is a tree of bools like `params`: whether the gradient reaches each leaf. The gradient
+    is traced once; its jaxpr is analysed, then evaluated into the caller's trace.
     """
-    grad_fn = jax.grad(loss_fn, has_aux=True)
-    closed = jax.make_jaxpr(grad_fn)(params, *args)
+    flat_args = jax.tree_util.tree_leaves((params, *args))
+    value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
+    closed, out_shapes = jax.make_jaxpr(value_and_grad, return_shape=True)(params, *args)
+    out_tree = jax.tree_util.tree_structure(out_shapes)
     flags = _dependent_outputs(closed.jaxpr, [True] * len(closed.jaxpr.invars))
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    return jax.tree_util.tree_unflatten(treedef, flags[:len(leaves)])
+    outputs = jax.tree_util.tree_unflatten(out_tree, jex_core.jaxpr_as_fun(closed)(*flat_args))
+    num_params = len(jax.tree_util.tree_leaves(params))
+    reached = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), flags[-num_params:])
+    return outputs[0], outputs[1], reached

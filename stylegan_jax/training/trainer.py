@@ -24,7 +24,7 @@ from stylegan_jax.training import draws as draws_lib
 from stylegan_jax.training import losses, rotation_loss
 from stylegan_jax.training.ada import AugmentConfig, adjust_p, no_augmentation
 from stylegan_jax.training.adam import Adam, lazy_adam
-from stylegan_jax.training.connectivity import reached_parameters
+from stylegan_jax.training.connectivity import value_grad_and_reached
 from stylegan_jax.training.rotation_loss import ROTATIONS, RotationConfig
 
 NONFINITE_RULES = ("skip", "official")
@@ -175,7 +175,6 @@ class Trainer:
                                                    *G.example_inputs()))
         self.noise_layers = draws_lib.noise_layers(g_abstract.get("buffers", {}))
         jit = lambda fn: jax.jit(fn, donate_argnums=0, out_shardings=self.replicated)
-        self._reached_cache: dict = {}
         self.phase_fns = {phase.name: jit(self._make_phase(phase)) for phase in self.phases}
         self.finish = jit(self._finish)
 
@@ -375,10 +374,11 @@ class Trainer:
         which = phase.net.lower()
         loss_fn = self._g_loss if phase.net == "G" else self._d_loss
         loss_args = (state, hyper, real_img, real_c, gen_c, draws, fake)
-        (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            getattr(state, which)["params"], loss_args[0], phase, *loss_args[1:])
+        (loss, aux), grads, reached = value_grad_and_reached(
+            lambda params, *rest: loss_fn(params, rest[0], phase, *rest[1:]), getattr(state, which)["params"],
+            *loss_args)
         tx = self.g_tx if phase.net == "G" else self.d_tx
-        state, ok = self._apply(state, which, tx, grads, loss, self._reached(phase, *loss_args), hyper)
+        state, ok = self._apply(state, which, tx, grads, loss, reached, hyper)
         if "pl_mean" in aux:
             state = state.replace(pl_mean=jnp.where(ok, aux["pl_mean"], state.pl_mean))
             aux["pl_mean"] = state.pl_mean
@@ -388,19 +388,6 @@ class Trainer:
             state = state.replace(ada_sign_sum=state.ada_sign_sum + aux.pop("signs/real_sum"),
                                   ada_sign_count=state.ada_sign_count + real_img.shape[0])
         return state, {**aux, f"finite/{phase.name}": ok}
-
-    def _reached(self, phase: Phase, *loss_args):
-        """The parameters this phase's gradient reaches (static; traced once per phase and shapes)."""
-        shapes = jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), loss_args)
-        key = (phase.name, str(shapes))
-        if key not in self._reached_cache:
-            state = loss_args[0]
-            which = phase.net.lower()
-            loss_fn = self._g_loss if phase.net == "G" else self._d_loss
-            self._reached_cache[key] = reached_parameters(
-                lambda params, *rest: loss_fn(params, rest[0], phase, *rest[1:]),
-                getattr(state, which)["params"], state, *loss_args[1:])
-        return self._reached_cache[key]
 
     def _g_loss(self, g_params, state: TrainState, phase: Phase, hyper, real_img, real_c, gen_c, draws, fake):
         """Gmain (non-saturating loss through D) and/or Greg (path length), times the phase's gain."""
