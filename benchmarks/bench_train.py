@@ -51,11 +51,13 @@ AUGMENT_P = 0.6  # ADA's target for the sign of D's real logits: a p a run at it
 def build_config(preset: Preset, batch_per_device: int | None, devices: int, compute_dtype: str | None,
                  remat: bool):
     """The preset's config at `batch_per_device` (default: the official per-GPU batch, or the small
-    config's own batch spread over the devices), with the dtype and remat options."""
+    config's own batch spread over the devices; a smaller batch shrinks the path-length batch no further
+    than one image per device), with the dtype and remat options."""
     config = preset.make_config()
     if batch_per_device is None:
         batch_per_device = config.batch_size // (devices if preset.small else OFFICIAL_GPUS)
     config.batch_size = batch_per_device * devices
+    config.loss.pl_batch_shrink = min(config.loss.pl_batch_shrink, batch_per_device)  # path length on >= 1 image
     if compute_dtype:
         config.model.compute_dtype = compute_dtype
     config.model.remat = remat
