@@ -7,6 +7,7 @@ import pytest
 from stylegan_jax.ops.upfirdn2d import filter2d
 from stylegan_jax.training import losses
 from stylegan_jax.training.adam import Adam, lazy_adam
+from stylegan_jax.training.connectivity import value_grad_and_reached
 from stylegan_jax.training.trainer import ema_beta
 
 
@@ -128,6 +129,26 @@ def _torch_adam(theta, grads, lr, b1, b2, eps):
         v = b2 * v + (1 - b2) * g * g
         theta = theta - lr / (1 - b1 ** t) * m / (np.sqrt(v) / np.sqrt(1 - b2 ** t) + eps)
     return theta, m, v
+
+
+def test_value_grad_and_reached_tells_unreached_parameters_from_zero_gradients():
+    def loss(params, x):
+        # 'unreached' only enters through stop_gradient (torch: .grad None); 'zero' meets x = 0 (a zero .grad).
+        y = params["reached"] * x[0] + params["zero"] * x[1] + jax.lax.stop_gradient(params["unreached"])
+        return jnp.sum(y ** 2), {"y": y}
+
+    params = {"reached": jnp.float32(2.0), "zero": jnp.float32(3.0), "unreached": jnp.float32(4.0)}
+    x = jnp.array([1.5, 0.0])
+    traced = jax.jit(lambda p, x: value_grad_and_reached(loss, p, x)[:2])  # inside a trace, as in a phase
+    (value, aux), grads = traced(params, x)
+    reached = value_grad_and_reached(loss, params, x)[2]
+    (expected_value, expected_aux), expected_grads = jax.value_and_grad(loss, has_aux=True)(params, x)
+    np.testing.assert_allclose(value, expected_value)
+    np.testing.assert_allclose(aux["y"], expected_aux["y"])
+    for name in params:
+        np.testing.assert_allclose(grads[name], expected_grads[name])
+    assert float(grads["reached"]) != 0 and float(grads["zero"]) == 0 and float(grads["unreached"]) == 0
+    assert reached == {"reached": True, "zero": True, "unreached": False}
 
 
 def test_adam_matches_torchs_rule_and_skips_unreached_and_frozen_parameters():
