@@ -39,6 +39,21 @@ def test_config_files_validate_and_give_official_networks(name, arch):
         assert g_kwargs["channel_base"] == d_kwargs["channel_base"] == config.model.channel_base
 
 
+def test_ada_study_configs_differ_only_in_augmentation_and_the_wide_variant_only_in_d():
+    ada, none, wide = _load("utkface32_ada_study", "ada"), _load("utkface32_ada_study", "none"), \
+        _load("utkface32_ada_study", "none,wide")
+    assert (ada.augment.mode, none.augment.mode, wide.augment.mode) == ("ada", "none", "none")
+    for config in (ada, none, wide):
+        config.dataset.source, config.dataset.path = "digits", ""
+        validate_config(config, num_devices=8)
+    (_, g_narrow), (_, d_narrow) = network_specs(none, c_dim=0, img_channels=3)
+    (_, g_wide), (_, d_wide) = network_specs(wide, c_dim=0, img_channels=3)
+    assert g_narrow == g_wide and (d_narrow["channel_base"], d_narrow["channel_max"]) == (1024, 32)
+    assert (d_wide["channel_base"], d_wide["channel_max"]) == (2048, 128)
+    with pytest.raises(ValueError, match="unknown width 'narrow'"):
+        _load("utkface32_ada_study", "ada,narrow")
+
+
 def test_official_presets_follow_train_py():
     sg2, sg3r = official_config("stylegan2", 32, 10.0), official_config("stylegan3-r", 64, 32.8)
     assert (sg2.model.map_layers, sg2.loss.pl_weight, sg2.loss.style_mixing_prob, sg2.optimizer.g_lr) == (8, 2.0, 0.9, 0.002)
