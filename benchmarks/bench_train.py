@@ -9,7 +9,7 @@ row per config.
     python benchmarks/bench_train.py --quick                       # the small configs (CI, CPU)
     python benchmarks/bench_train.py --configs sg2_1024,sg3t_1024 [--batch-per-device 4]
         [--compute-dtype bfloat16] [--remat] [--devices 8] [--periods 1] [--runs 3]
-        [--peak-tflops 197] [--compile-only] [--cache-dir DIR]
+        [--peak-tflops 197] [--compile-only] [--conv-path generic] [--cache-dir DIR]
 
 Presets: tiny (tests/tiny_config.py), quickstart, r3gan_digits32 (configs/study_digits32_r3gan.py),
 sg2_256 (official paper256), sg2_1024 (config F), sg3t_256, sg3r_256, sg3t_1024, sg3r_1024 (official
@@ -18,6 +18,7 @@ configurations), r3gan_cifar10, r3gan_ffhq256 (R3GAN's presets, no official timi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import math
 import pathlib
@@ -37,6 +38,7 @@ from train_presets import OFFICIAL_GPUS, PEAK_TFLOPS, PRESETS, ROOT, Preset, pea
 
 from stylegan_jax.augment import augment  # noqa: E402
 from stylegan_jax.convert.state_dict import build_network  # noqa: E402
+from stylegan_jax.ops.conv2d import CONV_PATHS, conv_path  # noqa: E402
 from stylegan_jax.training import config as config_lib  # noqa: E402
 from stylegan_jax.training.loop import make_trainer  # noqa: E402
 from stylegan_jax.training.trainer import to_float_images  # noqa: E402
@@ -245,6 +247,9 @@ def main():
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak per device for the MFU "
                         "(default: " + "; ".join(f"{p} {t:g}" for p, t, _ in PEAK_TFLOPS) + ")")
     parser.add_argument("--compile-only", action="store_true", help="compile and analyse, do not run")
+    parser.add_argument("--conv-path", default=None, choices=list(CONV_PATHS),
+                        help="convolution forms to trace (default: the backend's; 'generic' on a CPU measures "
+                             "the accelerator path, with about half the CPU forms' temporaries)")
     parser.add_argument("--cache-dir", default=None,
                         help="persistent compilation cache (default: a fresh one, removed at the end)")
     args = parser.parse_args()
@@ -256,7 +261,8 @@ def main():
         jax.config.update("jax_compilation_cache_dir", args.cache_dir or fresh_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
         jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        _print_table(names, args)
+        with conv_path(args.conv_path) if args.conv_path else contextlib.nullcontext():
+            _print_table(names, args)
 
 
 def _print_table(names: list[str], args: argparse.Namespace) -> None:
@@ -264,7 +270,8 @@ def _print_table(names: list[str], args: argparse.Namespace) -> None:
     print(f"{datetime.date.today()}, commit {_commit()}, {device.device_kind} ({device.platform}) "
           f"x{args.devices or jax.device_count()}, jax {jax.__version__}; synthetic images; s/kimg over "
           f"{f'{args.periods} full schedule period(s)' if args.periods else 'the phase times in their proportions'}; "
-          f"official s/kimg: 8 GPUs scaled to these devices; memory: the phase with the most temporaries\n", flush=True)
+          f"official s/kimg: 8 GPUs scaled to these devices; memory: the phase with the most temporaries"
+          f"{f'; convolutions: the {args.conv_path} path' if args.conv_path else ''}\n", flush=True)
     print_header(HEADER)
     for name in names:
         row = measure(PRESETS[name], args.batch_per_device, args.devices, args.compute_dtype, args.remat, args.runs,
