@@ -45,12 +45,11 @@ def value_grad_and_reached(loss_fn: Callable[..., tuple[jax.Array, Any]], params
     `reached` is a tree of bools like `params`: whether the gradient reaches each leaf. The gradient
     is traced once; its jaxpr is analysed, then evaluated into the caller's trace.
     """
-    flat_args = jax.tree_util.tree_leaves((params, *args))
     value_and_grad = jax.value_and_grad(loss_fn, has_aux=True)
     closed, out_shapes = jax.make_jaxpr(value_and_grad, return_shape=True)(params, *args)
-    out_tree = jax.tree_util.tree_structure(out_shapes)
+    flat_outputs = jex_core.jaxpr_as_fun(closed)(*jax.tree_util.tree_leaves((params, *args)))
+    (loss_and_aux, grads) = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(out_shapes), flat_outputs)
     flags = _dependent_outputs(closed.jaxpr, [True] * len(closed.jaxpr.invars))
-    outputs = jax.tree_util.tree_unflatten(out_tree, jex_core.jaxpr_as_fun(closed)(*flat_args))
-    num_params = len(jax.tree_util.tree_leaves(params))
-    reached = jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(params), flags[-num_params:])
-    return outputs[0], outputs[1], reached
+    params_def = jax.tree_util.tree_structure(params)
+    reached = jax.tree_util.tree_unflatten(params_def, flags[len(flags) - params_def.num_leaves:])
+    return loss_and_aux, grads, reached
