@@ -39,18 +39,21 @@ def test_config_files_validate_and_give_official_networks(name, arch):
         assert g_kwargs["channel_base"] == d_kwargs["channel_base"] == config.model.channel_base
 
 
-def test_ada_study_configs_differ_only_in_augmentation_and_the_wide_variant_only_in_d():
+def test_ada_study_configs_differ_only_in_augmentation_the_wide_variant_in_d_and_auto_in_gamma():
     ada, none, wide = _load("utkface32_ada_study", "ada"), _load("utkface32_ada_study", "none"), \
         _load("utkface32_ada_study", "none,wide")
-    assert (ada.augment.mode, none.augment.mode, wide.augment.mode) == ("ada", "none", "none")
-    for config in (ada, none, wide):
+    auto = _load("utkface32_ada_study", "ada,auto")
+    assert (ada.augment.mode, none.augment.mode, wide.augment.mode, auto.augment.mode) == ("ada", "none", "none", "ada")
+    assert ada.loss.r1_gamma == 0.1 and auto.loss.r1_gamma == pytest.approx(0.0064)  # --cfg=auto: 0.0002*32**2/32
+    assert (auto.model.channel_base, auto.model.d_channel_base, auto.total_kimg) == (1024, 0, 200.0)
+    for config in (ada, none, wide, auto):
         config.dataset.source, config.dataset.path = "digits", ""
         validate_config(config, num_devices=8)
     (_, g_narrow), (_, d_narrow) = network_specs(none, c_dim=0, img_channels=3)
     (_, g_wide), (_, d_wide) = network_specs(wide, c_dim=0, img_channels=3)
     assert g_narrow == g_wide and (d_narrow["channel_base"], d_narrow["channel_max"]) == (1024, 32)
     assert (d_wide["channel_base"], d_wide["channel_max"]) == (2048, 128)
-    with pytest.raises(ValueError, match="unknown width 'narrow'"):
+    with pytest.raises(ValueError, match="unknown variant 'narrow'"):
         _load("utkface32_ada_study", "ada,narrow")
 
 
