@@ -7,7 +7,9 @@
     python benchmarks/ada_study.py overfit --runs=/tmp/study/ada,/tmp/study/none --train=/tmp/utk/train \
         --heldout=/tmp/utk/reference --every-kimg=20
 
-`prepare` writes 2,000 training faces and 10,000 other faces (the FID reference) at 32x32.
+`:ada,wide` / `:ada,auto` and their `:none` twins are the config's other variants: a wider D, or
+R1's gamma from the official --cfg=auto rule. `prepare` writes 2,000 training faces and 10,000 other
+faces (the FID reference) at 32x32.
 `report` computes FID (1,000 generated images of each snapshot's EMA generator against every
 reference image) with `stylegan_jax.evaluate`, and prints a Markdown table of FID and augment p
 per snapshot, and writes it to `ada_study.md` in the first run's folder. Without `--reference` each
