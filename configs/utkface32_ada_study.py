@@ -6,8 +6,8 @@ channels at 32x32 and 128 below (G keeps 32) and run 400 kimg: at 32 channels D 
 training faces too slowly for p to leave 0 within 200 kimg. `:ada,auto` and `:none,auto` keep the
 narrow networks and take R1's gamma from the official `--cfg=auto` rule, 0.0002 * resolution**2 / batch
 (0.0064 here, 16 times weaker than 0.1), so that D can memorise sooner; they run 200 kimg, which fits
-in one three-hour sitting on this 2-core CPU with both runs and their FIDs. `dataset.path` must be a folder of the
-2,000 training images (see benchmarks/ada_study.py, which also makes the 10,000-image FID reference).
+in one three-hour sitting on this 2-core CPU with both runs and their FIDs. `dataset.path` must be a
+folder of the 2,000 training images (see benchmarks/ada_study.py, which also makes the 10,000-image FID reference).
 """
 from stylegan_jax.training.config import official_config
 
