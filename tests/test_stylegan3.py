@@ -18,11 +18,13 @@ TOL = 1e-4
 # Gradients through the leaky ReLUs are defined only to float32 rounding: in each layer some
 # pre-activations lie within 1e-7..1e-6 of zero (|x| ~ 0.5, ~1e6 pixels), and rounding decides on which
 # side of the kink, i.e. derivative 0.2 or 1, they fall. Measured on the golden StyleGAN3-T: nudging z by
-# one float32 ulp moves our own ws / z gradients by 3.6e-4..6.0e-4 (R: 1.0e-4..2.9e-4), and the same
-# network evaluated in float64 differs from the official float32 gradients by 3.7e-4 / 3.8e-4; ours
-# differ from them by 2.6e-4 / 3.1e-4 (R: 1.0e-4 / 9.6e-5). The ToRGB layer has no kink after it and
-# is held to TOL; test_gradient_error_is_within_float32_spread ties the rest to the measured spread.
+# one float32 ulp (NUDGE_SEEDS' four random directions) moves our own ws / z gradients by 1.6e-4..4.1e-4
+# (R: 2.3e-5..1.9e-4), and the same network evaluated in float64 differs from the official float32
+# gradients by 3.7e-4 / 3.8e-4; ours differ from them by 2.3e-4 / 2.5e-4 (R: 1.1e-4 / 9.7e-5). The ToRGB
+# layer has no kink after it and is held to TOL; test_gradient_error_is_within_float32_spread ties the
+# rest to the largest measured spread.
 GRAD_TOL = 1e-3
+NUDGE_SEEDS = range(4)
 # bfloat16 in every layer against the float32 golden image: measured relative error 1.7e-2 (T; 7.8e-3
 # for R), i.e. bfloat16's 8-bit mantissa accumulated over 15 layers; we allow 4e-2.
 BF16_TOL = 4e-2
@@ -104,10 +106,11 @@ def grads(net):
 
 @pytest.fixture(scope="module")
 def nudged_grads(net):
-    """The gradients at z moved by one float32 ulp per element (fixed random directions)."""
+    """The gradients at z moved by one float32 ulp per element, in each of NUDGE_SEEDS' random directions
+    (one direction alone can under-estimate it: for R it ranges 2.3e-5..1.9e-4 over the four)."""
     z = np.float32(net.z)
-    up = np.random.default_rng(0).random(z.shape) < 0.5
-    return _gradients(net, np.where(up, np.nextafter(z, np.float32(np.inf)), np.nextafter(z, np.float32(-np.inf))))
+    towards = lambda up: np.where(up, np.nextafter(z, np.float32(np.inf)), np.nextafter(z, np.float32(-np.inf)))
+    return [_gradients(net, towards(np.random.default_rng(seed).random(z.shape) < 0.5)) for seed in NUDGE_SEEDS]
 
 
 @pytest.mark.parametrize("case", ["ws_psi1", "ws_psi0.7", "ws_psi0.7_cutoff", "ws2_psi1", "ws_mix"])
@@ -137,14 +140,15 @@ def test_gradients_match_official(net, conv_path):
 
 
 def test_gradient_error_is_within_float32_spread(net, grads, nudged_grads):
-    """Our distance from the official ws and z gradients is within twice the change that a one-ulp
+    """Our distance from the official ws and z gradients is within twice the largest change that a one-ulp
     nudge of z causes in our own; for StyleGAN3-T that change alone exceeds TOL."""
     d = net.data
-    for ours, nudged, expected in [(grads.ws, nudged_grads.ws, d["grad/ws"]), (grads.z, nudged_grads.z, d["grad/z"])]:
-        spread = relative_error(nudged, ours)
-        assert relative_error(ours, expected) < max(TOL, 2 * spread), spread
+    for field, expected in [("ws", d["grad/ws"]), ("z", d["grad/z"])]:
+        ours = getattr(grads, field)
+        spread = max(relative_error(getattr(nudged, field), ours) for nudged in nudged_grads)
+        assert relative_error(ours, expected) < max(TOL, 2 * spread), (field, spread)
         if net.name == "sg3t_64_G":
-            assert spread > TOL
+            assert spread > TOL, (field, spread)
 
 
 def test_update_emas_matches_official(net):
