@@ -106,8 +106,8 @@ def grads(net):
 
 @pytest.fixture(scope="module")
 def nudged_grads(net):
-    """The gradients at z moved by one float32 ulp per element, in each of NUDGE_SEEDS' random directions
-    (one direction alone can under-estimate it: for R it ranges 2.3e-5..1.9e-4 over the four)."""
+    """The gradients at z moved by one float32 ulp per element, once per NUDGE_SEEDS' random direction
+    (a single direction can under-estimate the spread; see the comment at GRAD_TOL)."""
     z = np.float32(net.z)
     towards = lambda up: np.where(up, np.nextafter(z, np.float32(np.inf)), np.nextafter(z, np.float32(-np.inf)))
     return [_gradients(net, towards(np.random.default_rng(seed).random(z.shape) < 0.5)) for seed in NUDGE_SEEDS]
